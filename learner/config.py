@@ -1,0 +1,221 @@
+"""The typed config tree: RunConfig and its role sections, loaded from YAML plus `key=value` overrides.
+
+    cfg = load_config("configs/tiny_cpu.yaml", ["learner.learning_rate=5e-6", "sampler.domains=[ferry,grippers]"])
+
+Unknown keys are rejected with the closest valid key; wrong types name the key, the value and the
+expected type. `dump_config(cfg)` gives the resolved YAML that is written into the run directory and
+loads back to an equal object.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from actors.engines.config import RolloutConfig
+from learner.learner_config import LearnerConfig
+from reward_service.config import RewardConfig
+from sampler.config import SamplerConfig
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and what is wrong."""
+
+
+class ClusterConfig(BaseModel):
+    """Where the Ray roles run."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    address: str | None = Field(
+        None, description="Ray address to join; null = $RAY_ADDRESS if set, else start a local Ray (address)."
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs for a local Ray started by the driver; null = all (cores)."
+    )
+    dashboard_host: str = Field("127.0.0.1", description="Interface the local dashboard binds to (host).")
+    include_dashboard: bool = Field(True, description="Start the Ray dashboard with a local Ray.")
+    sampler_num_cpus: float = Field(0.1, ge=0, description="CPUs reserved for the sampler actor (cores).")
+
+
+class LoggingConfig(BaseModel):
+    """Console, file and W&B logging."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    logging_steps: int = Field(10, ge=1, description="Write sampled completions and the curriculum line every N steps.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Console and run.log level.")
+    wandb: bool = Field(False, description="Log metrics to Weights & Biases (offline when no API key).")
+    wandb_project: str = Field("pddl-grpo-v2", description="W&B project name.")
+    progress_bar: bool = Field(True, description="Show a progress bar on the console for long loops.")
+
+
+class RunConfig(BaseModel):
+    """One training run: every section plus the run-level options of the seed script."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    run_name: str = Field("pddl-grpo", description="Prefix of the run directory name.")
+    runs_root: str = Field("./runs", description="Directory under which run directories are created (path).")
+    output_dir: str | None = Field(
+        None, description="Exact run directory (overrides runs_root/run_name-time); must not hold a run (path)."
+    )
+    seed: int = Field(3407, description="Seed of the sampler stream, sampling and initialisation.")
+    max_steps: int = Field(1000, ge=1, description="Learner optimizer steps to run (steps).")
+    save_steps: int = Field(50, ge=1, description="Save a checkpoint every N optimizer steps (steps).")
+    save_total_limit: int = Field(4, ge=1, description="Checkpoints kept; older ones are deleted (count).")
+    resume_from_checkpoint: str | None = Field(
+        None, description="Checkpoint directory to resume from, or 'auto' for the newest under output_dir (path)."
+    )
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Curriculum sampler.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout actors and engines.")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward pool and dense reward.")
+    learner: LearnerConfig = Field(default_factory=LearnerConfig, description="GRPO learner and its model.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray cluster placement.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging and progress.")
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> RunConfig:
+        if self.save_total_limit < 1:
+            raise ValueError("save_total_limit must be at least 1")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_valid_keys(ann, dotted + "."))
+    return keys
+
+
+def _closest(key: str, candidates: list[str]) -> str | None:
+    match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if match:
+        return match[0]
+    leaf = key.rsplit(".", 1)[-1]
+    leaves = {c.rsplit(".", 1)[-1]: c for c in candidates}
+    match = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+    return leaves[match[0]] if match else None
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    valid = _valid_keys(RunConfig)
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            hint = _closest(key, valid)
+            msg = f"unknown key '{key}'"
+            if hint:
+                msg += f" (did you mean '{hint}'?)"
+        else:
+            expected = e["msg"]
+            msg = f"key '{key}': value {e.get('input')!r} is invalid: {expected}"
+        lines.append(f"{source}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value) with the value read as YAML (lists, bools, numbers, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from exc
+    if isinstance(value, str) and _looks_like_float(value):
+        value = float(value)  # YAML 1.1 reads 5e-6 as a string
+    return key.split("."), value
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in {"nan", "inf", "-inf", "+inf", "infinity"}
+
+
+def _set_dotted(tree: dict, path: list[str], value: Any, original: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{original}': '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _fix_yaml_floats(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _fix_yaml_floats(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fix_yaml_floats(v) for v in node]
+    if isinstance(node, str) and _looks_like_float(node) and any(c in node.lower() for c in "e."):
+        return float(node)
+    return node
+
+
+def config_from_dict(tree: dict, source: str = "<config>") -> RunConfig:
+    """Validate a nested dict into a RunConfig, with messages that name keys."""
+    try:
+        return RunConfig.model_validate(_fix_yaml_floats(tree))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load YAML (or the defaults when path is None) and apply dotted `key=value` overrides."""
+    tree: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        tree = loaded
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        _set_dotted(tree, keys, value, text)
+    if overrides:
+        source += " + overrides"
+    return config_from_dict(tree, source)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML; `load_config` of this text gives an equal RunConfig."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+
+
+def write_config(cfg: RunConfig, run_dir: str | Path) -> Path:
+    """Write `config.yaml` (resolved) into the run directory."""
+    path = Path(run_dir) / "config.yaml"
+    path.write_text(dump_config(cfg))
+    return path

@@ -1,0 +1,1 @@
+"""Reward service: PDDL parsing and simulation, plan extraction, validators (VAL, native) and dense reward."""

@@ -1,0 +1,93 @@
+"""Typed results shared by every validator: labels, plan steps and the frozen ValidationResult."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class Label(str, enum.Enum):
+    """VAL's verdict on a plan, as DESIGN.md "Reward semantics" names it."""
+
+    SUCCESS = "success_plans"
+    PLAN_FORMAT_ERROR = "plan_format_error"
+    EMPTY_PLAN = "empty_plan"
+    SAFETY_CONSTRAINTS_VIOLATION = "safety_constraints_violation"
+    PRECONDITION_VIOLATION = "precondition_violation"
+    GOAL_NOT_SATISFIED = "goal_not_satisfied"
+    VALIDATOR_ERROR = "validator_error"
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One ground action of a plan: lower-cased name and arguments, and where it came from."""
+
+    name: str
+    args: tuple[str, ...]
+    line: int = 0  # 1-based line in the source text (0 when unknown)
+
+    def __str__(self) -> str:
+        return "(" + " ".join((self.name, *self.args)) + ")"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sequential plan; `steps` empty means an empty plan."""
+
+    steps: tuple[PlanStep, ...]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def to_text(self) -> str:
+        """The plan in VAL's input format, one `(action args)` per line."""
+        return "".join(f"{s}\n" for s in self.steps)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What a validator says of one plan. Frozen and picklable: it crosses Ray."""
+
+    label: Label
+    plan_length: int = 0
+    failed_step: int | None = None  # VAL's 1-based numbering of the step that failed
+    goals_satisfied: int = 0
+    goals_total: int = 0
+    violated_constraint: str | None = None
+    unsatisfied_preconditions: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    validator: str = ""  # "val" | "native"
+    latency_ms: float = 0.0
+    error: str | None = None  # reason when label is validator_error
+
+    @property
+    def valid(self) -> bool:
+        return self.label is Label.SUCCESS
+
+
+class Validator(Protocol):
+    """One interface for the VAL binary and the native simulator."""
+
+    name: str
+
+    def validate(self, domain_file: str | Path, problem_file: str | Path, plan: Plan) -> ValidationResult: ...
+
+    def validate_many(
+        self, domain_file: str | Path, problem_file: str | Path, plans: list[Plan]
+    ) -> list[ValidationResult]: ...
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One rollout output (DESIGN.md "Completion"): what the reward pool scores and the learner trains on."""
+
+    sample_id: str
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()  # per generated token, under the behaviour policy
+    finish_reason: str = "stop"  # "stop" | "length"
+    policy_version: int = 0
+    prompt_token_ids: tuple[int, ...] = ()
+    extras: dict = field(default_factory=dict, compare=False)

@@ -1,0 +1,1 @@
+"""Curriculum sampler: JSONL loading, difficulty, buckets, curriculum and domain-balanced batches."""

@@ -1,0 +1,1 @@
+"""Generators for the five planning domains, a reference planner, and the dataset builder."""
