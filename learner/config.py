@@ -54,6 +54,57 @@ class LoggingConfig(BaseModel):
     progress_bar: bool = Field(True, description="Show a progress bar on the console for long loops.")
 
 
+class DataConfig(BaseModel):
+    """Generated data for runs whose sampler.data_root holds no JSONL yet (the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    build_if_missing: bool = Field(True, description="Build a dataset into sampler.data_root when it has no JSONL.")
+    per_domain: int = Field(200, ge=2, description="Problems per domain, train and test together (problems).")
+    sizes: str = Field("tiny", description="Size preset of sampler.datagen (tiny | default | a spec).")
+    prompt_style: Literal["full", "compact", "symbolized"] = Field("compact", description="Prompt template.")
+    constraints: Literal["on", "off", "mix"] = Field("mix", description="PDDL3 safety constraints in problems.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of problems held out for evaluation (fraction).")
+    workers: int = Field(1, ge=1, description="Processes generating problems (processes).")
+
+
+class TinyModelConfig(BaseModel):
+    """Shape of the model built locally when learner.base_model is 'tiny'."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    arch: Literal["llama", "qwen2"] = Field("llama", description="transformers architecture of the tiny model.")
+    layers: int = Field(4, ge=1, description="Decoder layers (layers).")
+    hidden: int = Field(128, ge=8, description="Hidden size (units).")
+    ffn: int = Field(384, ge=8, description="MLP intermediate size (units).")
+    heads: int = Field(4, ge=1, description="Attention heads (heads).")
+
+
+class SftConfig(BaseModel):
+    """Supervised warm start on gold plans before GRPO (learner.sft); loss on plan tokens only."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = Field(False, description="Run the SFT stage before GRPO.")
+    minutes: float | None = Field(3.0, gt=0, description="Wall-clock budget of the SFT stage (minutes).")
+    steps: int | None = Field(None, ge=1, description="Step budget of the SFT stage; both budgets may be set (steps).")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate of SFT (1/step).")
+    batch_size: int = Field(64, ge=1, description="Sequences per SFT step (sequences).")
+
+
+class EvalConfig(BaseModel):
+    """Held-out evaluation: before/after tables and in-training evaluation."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    before_after: bool = Field(True, description="Evaluate greedily on held-out problems before and after GRPO.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate during training every N steps; null = never.")
+    max_problems_per_domain: int = Field(50, ge=1, description="Held-out problems evaluated per domain (problems).")
+    collapse_margin: float = Field(
+        0.2, ge=0, le=1, description="Alert when a domain's success falls this far below its best (fraction)."
+    )
+
+
 class RunConfig(BaseModel):
     """One training run: every section plus the run-level options of the seed script."""
 
@@ -71,12 +122,60 @@ class RunConfig(BaseModel):
     resume_from_checkpoint: str | None = Field(
         None, description="Checkpoint directory to resume from, or 'auto' for the newest under output_dir (path)."
     )
+    mode: Literal["sync", "async"] = Field(
+        "sync", description="sync: on-policy steps; async: rollout of step t+1 overlaps the update of step t."
+    )
+    max_staleness: int = Field(1, ge=0, le=1, description="Policy versions a rollout may lag in async mode (steps).")
+    filter_zero_std_groups: bool = Field(
+        False, description="Leave groups whose rewards are all equal out of the update (their share is logged)."
+    )
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Curriculum sampler.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout actors and engines.")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward pool and dense reward.")
     learner: LearnerConfig = Field(default_factory=LearnerConfig, description="GRPO learner and its model.")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray cluster placement.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging and progress.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Generated data when data_root is empty.")
+    tiny_model: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the tiny model.")
+    sft: SftConfig = Field(default_factory=SftConfig, description="Supervised warm start before GRPO.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Held-out evaluation.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _propagate_run_values(cls, data: Any) -> Any:
+        """Run-level seed, max_steps and logging_steps flow into the sections that need them.
+
+        A section may set its own seed; its max_steps / logging_steps must agree with the run's.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        seed = data.get("seed", cls.model_fields["seed"].default)
+        max_steps = data.get("max_steps", cls.model_fields["max_steps"].default)
+        logging_section = data.get("logging") or {}
+        logging_steps = logging_section.get("logging_steps", 10) if isinstance(logging_section, dict) else 10
+        shared = {
+            "sampler": {"seed": seed, "max_steps": max_steps, "logging_steps": logging_steps},
+            "rollout": {"seed": seed},
+            "learner": {"seed": seed},
+            "reward": {"seed": seed},
+        }
+        for section, values in shared.items():
+            given = data.get(section)
+            if given is None:
+                given = {}
+            if not isinstance(given, dict):
+                continue
+            given = dict(given)
+            for key, value in values.items():
+                if key not in given:
+                    given[key] = value
+                elif key != "seed" and given[key] != value:
+                    raise ValueError(
+                        f"{section}.{key} ({given[key]}) must equal the run's {key} ({value}); set it once"
+                    )
+            data[section] = given
+        return data
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> RunConfig:
