@@ -167,7 +167,10 @@ class RunConfig(BaseModel):
             if not isinstance(given, dict):
                 continue
             given = dict(given)
+            section_model = cls.model_fields[section].annotation
             for key, value in values.items():
+                if key not in section_model.model_fields:
+                    continue
                 if key not in given:
                     given[key] = value
                 elif key != "seed" and given[key] != value:
