@@ -1,0 +1,103 @@
+"""Plan simulation in VAL's order: constraints on state k, then step k+1, then the goal and end constraints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reward_service.pddl.ground import GroundAction, Grounder, compile_prop, holds
+from reward_service.pddl.model import Domain, Problem
+from reward_service.pddl.monitors import ConstraintMonitor, GroundModal, ground_constraints
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a plan. `kind`: success | precondition | safety | goal.
+
+    failed_step: precondition -> the 1-based step whose precondition failed (VAL's time);
+    safety -> the index of the state where the violation became certain (0 = initial state), which is
+    VAL's "Checking trajectory constraints at K" time; goal -> None.
+    """
+
+    kind: str
+    steps_executed: int
+    failed_step: int | None = None
+    unsatisfied: tuple[str, ...] = ()
+    violated: str | None = None
+    goals_satisfied: int = 0
+    goals_total: int = 0
+
+
+class Simulator:
+    """A (domain, problem) ready to run plans: grounder with its action cache, goal parts, constraints."""
+
+    def __init__(self, domain: Domain, problem: Problem) -> None:
+        self.domain = domain
+        self.problem = problem
+        self.grounder = Grounder(domain, problem)
+        self.goal = self.grounder.ground(problem.goal, {})
+        # goal atoms as VAL's advice lists them: the ground goal's top-level conjuncts (nested `and` and
+        # `forall` flattened, static equalities dropped)
+        g = self.goal
+        self.goal_parts = () if g is True else g[1] if g is not False and g[0] == "and" else (g,)
+        self.modals: tuple[GroundModal, ...] = ground_constraints(problem.constraints, self.grounder)
+        self._checked = tuple((m, *m.checkers()) for m in self.modals)
+        self._goal_test = compile_prop(self.goal)
+        # plan steps exactly as written -> their ground action; a hit skips precheck and lower-casing
+        self.step_cache: dict[tuple[str, tuple[str, ...]], GroundAction] = {}
+
+    def cached_steps(self, steps) -> list[GroundAction] | None:
+        """The ground actions of `steps` (objects with .name and .args) when all are cached, else None."""
+        cache = self.step_cache
+        out = []
+        for s in steps:
+            act = cache.get((s.name, s.args))
+            if act is None:
+                return None
+            out.append(act)
+        return out
+
+    def ground_steps(self, steps) -> list[GroundAction]:
+        """Ground prechecked steps (any case) and remember them; the cache is bounded."""
+        if len(self.step_cache) > 100_000:  # distinct garbage must not grow memory without end
+            self.step_cache.clear()
+        actions = self.domain.action_index
+        out = []
+        for s in steps:
+            act = self.grounder.action(actions[s.name.lower()], tuple(a.lower() for a in s.args))
+            self.step_cache[(s.name, s.args)] = act
+            out.append(act)
+        return out
+
+    def _goal_counts(self, state: frozenset) -> tuple[int, int]:
+        return sum(1 for g in self.goal_parts if holds(g, state)), len(self.goal_parts)
+
+    def run(self, steps: list[tuple[str, tuple[str, ...]]]) -> Outcome:
+        """Simulate (name, args) steps that are known to pass precheck."""
+        actions = self.domain.action_index
+        return self.run_ground([self.grounder.action(actions[name], args) for name, args in steps])
+
+    def run_ground(self, plan: list[GroundAction]) -> Outcome:
+        """Simulate ground actions the way `Validate -v` does.
+
+        VAL checks the constraints on state k, executes step k+1 even when state k violated one, and only
+        then stops; a violation in the final state is reported as "Goal not satisfied" (VAL_NOTES.md).
+        """
+        monitor = ConstraintMonitor(self._checked) if self._checked else None
+        state = self.grounder.init
+        for k, act in enumerate(plan):
+            violated = monitor.observe(state) if monitor is not None else None
+            if not act.applicable(state):
+                bad = tuple(text for text, f in act.conjuncts if not holds(f, state))
+                return Outcome("precondition", k, k + 1, bad, None, *self._goal_counts(state))
+            state = act.apply(state)
+            if violated is not None:
+                return Outcome("safety", k + 1, k, (), violated.text, *self._goal_counts(state))
+        n = len(plan)
+        sat, total = self._goal_counts(state)
+        if not self._goal_test(state):
+            return Outcome("goal", n, None, (), None, sat, total)
+        if monitor is not None:
+            violated = monitor.observe(state) or monitor.finish(state)
+            if violated is not None:
+                return Outcome("goal", n, None, (), violated.text, sat, total)
+        return Outcome("success", n, None, (), None, sat, total)
