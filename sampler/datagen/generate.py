@@ -1,0 +1,65 @@
+"""One seeded, solvable problem with its reference plan: sample, plan under the constraints, else resample."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sampler.datagen.domains import get_generator
+from sampler.datagen.domains.base import Params
+from sampler.datagen.planner import DEFAULT_NODE_LIMIT, plan
+from sampler.datagen.task import Task
+
+CONSTRAINT_MODES = ("on", "off", "mix")
+MAX_ATTEMPTS = 200  # resamples before giving up on a (sizes, seed)
+
+
+class UnsolvableSizesError(RuntimeError):
+    """No solvable problem was found for a (domain, sizes, seed) within MAX_ATTEMPTS samples."""
+
+
+@dataclass(frozen=True)
+class GeneratedProblem:
+    """A problem named by its domain's convention, solvable under its constraints, with a reference plan."""
+
+    domain: str
+    name: str
+    params: dict[str, int]
+    seed: int
+    task: Task
+    plan: tuple[str, ...]
+    optimal: bool
+    attempts: int
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(c.family for c in self.task.constraints)
+
+
+def make_problem(
+    domain: str,
+    params: Params,
+    seed: int,
+    constraints: str = "mix",
+    mix_ratio: float = 0.5,
+    node_limit: int = DEFAULT_NODE_LIMIT,
+) -> GeneratedProblem:
+    """Deterministic in (domain, params, seed, constraints, mix_ratio): the file name identifies the problem."""
+    if constraints not in CONSTRAINT_MODES:
+        raise ValueError(f"constraints must be one of {CONSTRAINT_MODES}, got {constraints!r}")
+    gen = get_generator(domain)
+    gen.check_params(params)
+    # str seeds hash the same in every process (random.seed uses sha512 for str)
+    rng = random.Random(f"{domain}|{sorted(params.items())}|{seed}")
+    constrained = constraints == "on" or (constraints == "mix" and rng.random() < mix_ratio)
+    name = gen.problem_name(params, seed)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        task = gen.sample(rng, params, constrained)
+        task = Task(task.domain, name, task.objects, task.init, task.goal, task.constraints)
+        result = plan(task, node_limit=node_limit)
+        if result.solved and result.plan:
+            return GeneratedProblem(domain, name, dict(params), seed, task, result.plan, result.optimal, attempt)
+    raise UnsolvableSizesError(
+        f"{domain}: no solvable problem with sizes {dict(params)} (seed {seed}) in {MAX_ATTEMPTS} samples; "
+        "the sizes are too large for the planner's node limit or too tight for the constraints"
+    )
