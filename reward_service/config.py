@@ -4,13 +4,77 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class RewardConfig(BaseModel):
-    """Options of the reward service (DESIGN.md "Reward semantics")."""
+    """Options of the reward service (DESIGN.md "Reward semantics" and "Reliability and security")."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    validator: Literal["val", "native"] = Field("val", description="Which validator scores plans (val = the VAL binary).")
+    validator: Literal["val", "native"] = Field(
+        "val", description="Which validator scores plans (val = the VAL binary)."
+    )
     num_workers: int = Field(2, ge=1, description="Reward actors in the pool (actors).")
+
+    # Dense reward: DESIGN.md's table, every number here with its default exactly as there.
+    format_error_reward: float = Field(-1.0, ge=-1, le=1, description="Reward of plan_format_error (reward units).")
+    empty_plan_reward: float = Field(-1.0, ge=-1, le=1, description="Reward of empty_plan (reward units).")
+    safety_violation_base: float = Field(
+        -0.9, ge=-1, le=1, description="safety_constraints_violation reward at p = 0 (reward units)."
+    )
+    safety_violation_progress: float = Field(
+        0.3, ge=0, le=2, description="Added per unit of p = failed_step / reference_length (reward units)."
+    )
+    precondition_violation_base: float = Field(
+        -0.6, ge=-1, le=1, description="precondition_violation reward at p = 0 (reward units)."
+    )
+    precondition_violation_progress: float = Field(
+        0.3, ge=0, le=2, description="Added per unit of p = failed_step / reference_length (reward units)."
+    )
+    goal_not_satisfied_base: float = Field(
+        -0.3, ge=-1, le=1, description="goal_not_satisfied reward at g = 0 (reward units)."
+    )
+    goal_not_satisfied_progress: float = Field(
+        0.3, ge=0, le=2, description="Added per unit of g = goals satisfied / goals total (reward units)."
+    )
+    success_reward: float = Field(1.0, ge=-1, le=1, description="Reward of success_plans (reward units).")
+
+    # Input limits and checks.
+    max_completion_bytes: int = Field(
+        64 * 1024, ge=1, description="Completions longer than this are plan_format_error unparsed (bytes, UTF-8)."
+    )
+    cross_check_fraction: float = Field(
+        0.0, ge=0, le=1, description="Share of plans also validated by the other validator; disagreements logged."
+    )
+    seed: int = Field(0, description="Seed of the cross-check sampling (so a run is reproducible).")
+
+    # Reward pool (actors/reward.py).
+    timeout_s: float = Field(10.0, gt=0, description="Per-plan validation timeout; over it the reward is None (s).")
+    cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs reserved by each reward actor (CPUs).")
+    worker_resource: str | None = Field(
+        None, description="Custom Ray resource each reward actor needs (1 unit), e.g. reward_node; None = any node."
+    )
+    chunk_size: int = Field(
+        64, ge=1, description="Most plans sent to a reward actor per call; fewer when a batch is small (plans)."
+    )
+    max_chunk_attempts: int = Field(
+        2, ge=1, description="Tries of a chunk whose worker died or hung before it is split / given up (tries)."
+    )
+
+    # reward_debug.log
+    debug_log: bool = Field(False, description="Write reward_debug.log, one line per scored completion (on/off).")
+    debug_plan_chars: int = Field(160, ge=0, description="Plan text kept per line of reward_debug.log (characters).")
+
+    @model_validator(mode="after")
+    def _rewards_stay_in_range(self) -> RewardConfig:
+        # Score.reward is promised in [-1, 1]: the top of each progressive row must stay inside too.
+        for base, progress in (
+            ("safety_violation_base", "safety_violation_progress"),
+            ("precondition_violation_base", "precondition_violation_progress"),
+            ("goal_not_satisfied_base", "goal_not_satisfied_progress"),
+        ):
+            top = getattr(self, base) + getattr(self, progress)
+            if top > 1.0 + 1e-9:
+                raise ValueError(f"{base} + {progress} = {top:g} exceeds the reward range [-1, 1]")
+        return self

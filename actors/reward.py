@@ -1,0 +1,341 @@
+"""RewardActor and RewardPool: fault-tolerant, resizable parallel scoring of completions on Ray.
+
+    pool = RewardPool(RewardConfig(num_workers=2), data_root="data")
+    scores = pool.score(completions, samples)    # in input order, each exactly once
+    pool.resize(4)                               # also while another thread is inside score()
+    print(pool.stats().to_dict()); pool.shutdown()
+
+The pool, not Ray, restarts workers (actors are created with max_restarts=0) so that it can count
+restarts and re-queue exactly the chunks a dead worker held. Timeouts have three layers: VAL's own
+subprocess timeout, a per-plan SIGALRM deadline inside the actor (reward_service.scoring.deadline),
+and a watchdog here that kills a worker whose chunk is overdue (a validator hung in C code).
+A chunk that keeps killing workers is split into single plans; a single plan that does it again
+gets reward None (validator_error), so one poisonous plan never stalls training.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ray
+
+from reward_service.config import RewardConfig
+from reward_service.result import Completion, Label, Validator
+from reward_service.scoring import RewardScorer, Score
+
+log = logging.getLogger(__name__)
+_LATENCY_WINDOW = 20_000  # latencies kept for p50/p99 (plans)
+
+
+@ray.remote(max_restarts=0)
+class RewardActor:
+    """One reward worker: a RewardScorer in its own process (named `reward-<i>` on the Ray dashboard)."""
+
+    def __init__(
+        self, config: RewardConfig, data_root: str, validator_factory: Callable[[], Validator] | None = None
+    ) -> None:
+        validator = validator_factory() if validator_factory is not None else None
+        self.scorer = RewardScorer(config, data_root, validator=validator)
+
+    def score_chunk(self, completions: list[Completion], samples: list[dict[str, Any]]) -> list[Score]:
+        return self.scorer.score(completions, samples)
+
+    def ready(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Counters of a RewardPool since it was created."""
+
+    workers: int
+    plans_scored: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    timeouts: int
+    validator_errors: int
+    restarts: int
+    requeued_chunks: int
+    labels_by_domain: dict[str, dict[str, int]] = field(default_factory=dict)
+    plans_by_worker: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Worker:
+    slot: int
+    name: str
+    handle: Any  # ray ActorHandle
+    ready_ref: Any  # its ready() call: the watchdog does not count a worker's start-up time
+    up_at: float | None = None  # monotonic time its start-up was seen finished
+    retiring: bool = False
+
+
+@dataclass
+class _Chunk:
+    indices: list[int]
+    attempts: int = 0
+    hung: bool = False  # the last attempt was killed by the watchdog
+
+
+def plan_chunks(
+    completions: Sequence[Completion], samples_by_id: Mapping[str, Mapping[str, Any]], chunk_size: int, workers: int
+) -> list[list[int]]:
+    """Indices of `completions` cut into chunks: one problem per chunk where possible (VAL checks a problem's
+    plans in one call), about 4 chunks per worker for balance, at most `chunk_size` so a lost worker costs little."""
+
+    def problem(i: int) -> tuple[str, str]:
+        meta = samples_by_id[completions[i].sample_id]["meta"]
+        return str(meta.get("domain_file")), str(meta.get("problem_file"))
+
+    order = sorted(range(len(completions)), key=problem)
+    size = max(1, min(chunk_size, -(-len(order) // (4 * max(workers, 1)))))
+    return [order[s : s + size] for s in range(0, len(order), size)]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class RewardPool:
+    """A resizable group of RewardActors that scores batches in parallel and survives worker deaths."""
+
+    def __init__(
+        self,
+        config: RewardConfig,
+        data_root: str,
+        *,
+        validator_factory: Callable[[], Validator] | None = None,
+        name_prefix: str = "reward",
+        watchdog_grace_s: float | None = None,
+        poll_s: float = 0.05,
+    ) -> None:
+        if not ray.is_initialized():
+            raise RuntimeError("RewardPool needs a Ray cluster: call ray.init() first")
+        self.config = config
+        self.data_root = str(data_root)
+        self.validator_factory = validator_factory
+        self.name_prefix = name_prefix
+        # Watchdog slack over timeout_s * plans: the inner deadlines should fire first.
+        self.watchdog_grace_s = watchdog_grace_s if watchdog_grace_s is not None else max(5.0, config.timeout_s)
+        self.poll_s = poll_s
+        self._lock = threading.RLock()
+        self._workers: dict[int, _Worker] = {}
+        self._target = config.num_workers
+        self._generation = collections.Counter()  # slot -> restarts, for unique names after a kill
+        self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
+        self._labels: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self._by_worker: collections.Counter = collections.Counter()
+        self._counts = collections.Counter()
+        with self._lock:
+            self._apply_size(busy=set())
+
+    # -- public ----------------------------------------------------------------------------------
+    @property
+    def num_workers(self) -> int:
+        """The size the pool is at or heading to."""
+        return self._target
+
+    def worker_names(self) -> list[str]:
+        with self._lock:
+            return [w.name for w in self._workers.values() if not w.retiring]
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until every worker has started (its process and imports)."""
+        with self._lock:
+            handles = [w.handle for w in self._workers.values()]
+        ray.get([h.ready.remote() for h in handles], timeout=timeout_s)
+
+    def resize(self, n: int) -> None:
+        """Grow or shrink to `n` workers; busy workers finish their chunk first. Safe from any thread."""
+        if n < 1:
+            raise ValueError(f"a reward pool needs at least 1 worker, got {n}")
+        with self._lock:
+            self._target = n
+            if not self._counts["scoring"]:
+                self._apply_size(busy=set())
+
+    def stats(self) -> PoolStats:
+        with self._lock:
+            latencies = list(self._latencies)
+            return PoolStats(
+                workers=len([w for w in self._workers.values() if not w.retiring]),
+                plans_scored=self._counts["plans"],
+                latency_p50_ms=_percentile(latencies, 0.50),
+                latency_p99_ms=_percentile(latencies, 0.99),
+                timeouts=self._counts["timeouts"],
+                validator_errors=self._counts["validator_errors"],
+                restarts=self._counts["restarts"],
+                requeued_chunks=self._counts["requeued"],
+                labels_by_domain={d: dict(c) for d, c in self._labels.items()},
+                plans_by_worker=dict(self._by_worker),
+            )
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for worker in self._workers.values():
+                ray.kill(worker.handle, no_restart=True)
+            self._workers.clear()
+
+    def __enter__(self) -> RewardPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def score(self, completions: Sequence[Completion], samples: Sequence[Mapping[str, Any]]) -> list[Score]:
+        """One Score per completion, in input order, each produced exactly once."""
+        by_id = {str(s["sample_id"]): dict(s) for s in samples}
+        for i, c in enumerate(completions):
+            if c.sample_id not in by_id:
+                raise ValueError(f"no sample with sample_id {c.sample_id!r} for completion {i}")
+        pending = collections.deque(
+            _Chunk(c) for c in plan_chunks(completions, by_id, self.config.chunk_size, self._target)
+        )
+        results: list[Score | None] = [None] * len(completions)
+        inflight: dict[Any, tuple[_Worker, _Chunk, float]] = {}
+        with self._lock:
+            self._counts["scoring"] += 1
+        try:
+            while pending or inflight:
+                with self._lock:
+                    self._apply_size(busy={w.slot for w, _, _ in inflight.values()})
+                    busy = {w.slot for w, _, _ in inflight.values()}
+                    idle = [w for w in self._workers.values() if not w.retiring and w.slot not in busy]
+                for worker in idle:
+                    if not pending:
+                        break
+                    chunk = pending.popleft()
+                    batch = [completions[i] for i in chunk.indices]
+                    needed = list({c.sample_id: by_id[c.sample_id] for c in batch}.values())
+                    ref = worker.handle.score_chunk.remote(batch, needed)
+                    inflight[ref] = (worker, chunk, time.monotonic())
+                if not inflight:
+                    continue
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)
+                if ready:
+                    ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0)
+                for ref in ready:
+                    worker, chunk, _ = inflight.pop(ref)
+                    self._collect(ref, worker, chunk, completions, by_id, results, pending)
+                self._watchdog(inflight, completions, by_id, results, pending)
+        finally:
+            with self._lock:
+                self._counts["scoring"] -= 1
+                self._apply_size(busy=set())
+        missing = [i for i, s in enumerate(results) if s is None]
+        if missing:  # cannot happen unless the loop above is wrong: fail loudly rather than return holes
+            raise RuntimeError(f"reward pool lost {len(missing)} scores, first at index {missing[0]}")
+        return results  # type: ignore[return-value]
+
+    # -- internals -------------------------------------------------------------------------------
+    def _spawn(self, slot: int) -> _Worker:
+        options: dict[str, Any] = {"num_cpus": self.config.cpus_per_worker}
+        if self.config.worker_resource:
+            options["resources"] = {self.config.worker_resource: 1}
+        name = f"{self.name_prefix}-{slot}"
+        if self._generation[slot]:
+            name += f"-r{self._generation[slot]}"  # a killed actor's name may not be free yet
+        handle = RewardActor.options(name=name, **options).remote(self.config, self.data_root, self.validator_factory)
+        return _Worker(slot, name, handle, handle.ready.remote())
+
+    def _apply_size(self, busy: set[int]) -> None:
+        active = sorted(s for s, w in self._workers.items() if not w.retiring)
+        for slot in range(self._target):  # grow: fill the lowest free slots
+            if slot not in self._workers:
+                self._workers[slot] = self._spawn(slot)
+            elif self._workers[slot].retiring:
+                self._workers[slot].retiring = False  # shrunk then grown again before it finished
+        for slot in active:
+            if slot >= self._target:
+                self._workers[slot].retiring = True
+        for slot in [s for s, w in self._workers.items() if w.retiring and s not in busy]:
+            ray.kill(self._workers.pop(slot).handle, no_restart=True)
+
+    def _restart(self, worker: _Worker, why: str) -> None:
+        with self._lock:
+            ray.kill(worker.handle, no_restart=True)
+            if self._workers.get(worker.slot) is not worker:
+                return
+            del self._workers[worker.slot]
+            if worker.retiring:
+                return
+            self._counts["restarts"] += 1
+            self._generation[worker.slot] += 1
+            log.warning("reward worker %s %s; restarting it", worker.name, why)
+            self._workers[worker.slot] = self._spawn(worker.slot)
+
+    def _requeue(self, chunk: _Chunk, hung: bool, completions, by_id, results, pending) -> None:
+        chunk.attempts += 1
+        chunk.hung = hung
+        with self._lock:
+            self._counts["requeued"] += 1
+        if chunk.attempts < self.config.max_chunk_attempts:
+            pending.appendleft(chunk)
+        elif len(chunk.indices) > 1:  # find the plan that kills workers: retry one by one
+            pending.extendleft(_Chunk([i]) for i in reversed(chunk.indices))
+        else:
+            i = chunk.indices[0]
+            sample = by_id[completions[i].sample_id]
+            reason = "no answer within the watchdog limit" if hung else "its reward worker died"
+            give_up = Score(
+                reward=None,
+                label=Label.VALIDATOR_ERROR,
+                validator=self.config.validator,
+                sample_id=completions[i].sample_id,
+                domain=str(sample.get("domain") or sample.get("meta", {}).get("scenario") or ""),
+                error=f"{reason} ({chunk.attempts} tries)",
+                timed_out=hung,
+            )
+            self._record([i], [give_up], "-", results)
+
+    def _collect(self, ref, worker: _Worker, chunk: _Chunk, completions, by_id, results, pending) -> None:
+        try:
+            scores = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:  # the worker process is gone: restart, re-queue
+            self._restart(worker, f"died ({type(exc).__name__})")
+            self._requeue(chunk, False, completions, by_id, results, pending)
+            return
+        with self._lock:
+            if worker.retiring:
+                self._workers.pop(worker.slot, None)
+                ray.kill(worker.handle, no_restart=True)
+        self._record(chunk.indices, scores, worker.name, results)
+
+    def _watchdog(self, inflight, completions, by_id, results, pending) -> None:
+        now = time.monotonic()
+        for ref, (worker, chunk, started) in list(inflight.items()):
+            if worker.up_at is None:
+                if not ray.wait([worker.ready_ref], timeout=0)[0]:
+                    continue  # still starting (process, imports): not the chunk's fault
+                worker.up_at = now
+            limit = self.config.timeout_s * len(chunk.indices) + self.watchdog_grace_s
+            if now - max(started, worker.up_at) > limit:
+                del inflight[ref]
+                self._restart(worker, f"gave no answer in {limit:g} s")
+                self._requeue(chunk, True, completions, by_id, results, pending)
+
+    def _record(self, indices: list[int], scores: list[Score], worker: str, results) -> None:
+        with self._lock:
+            for i, score in zip(indices, scores, strict=True):
+                if results[i] is not None:
+                    self._counts["duplicates_dropped"] += 1  # a re-queued chunk also finished: keep the first
+                    continue
+                results[i] = score
+                self._counts["plans"] += 1
+                self._counts["timeouts"] += score.timed_out
+                self._counts["validator_errors"] += score.label is Label.VALIDATOR_ERROR and not score.timed_out
+                self._latencies.append(score.latency_ms)
+                self._labels[score.domain or "-"][score.label.value] += 1
+                self._by_worker[worker] += 1

@@ -1,0 +1,284 @@
+"""Scoring a batch: extract each completion's plan, validate it (VAL or native), turn the verdict into a Score.
+
+    scorer = RewardScorer(RewardConfig(), data_root="data")
+    scores = scorer.score(completions, samples)   # one Score per completion, in order
+
+Parse -> validate -> reward are three steps with typed results (extract.Extraction, ValidationResult,
+dense.reward_for). A validator that fails or runs over `timeout_s` gives reward None, never a number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reward_service.config import RewardConfig
+from reward_service.dense import reference_length, reward_for
+from reward_service.extract import Extraction, PlanExtractor
+from reward_service.result import Completion, Label, ValidationResult, Validator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The reward of one completion (DESIGN.md "Score"); frozen and picklable, it crosses Ray."""
+
+    reward: float | None  # in [-1, 1]; None when the validator failed or timed out
+    label: Label
+    plan: str = ""  # the extracted plan, one normalised action per line
+    plan_length: int = 0
+    failed_step: int | None = None
+    goals_satisfied: int = 0
+    goals_total: int = 0
+    violated_constraint: str | None = None
+    validator: str = ""  # val | native; "extract" when the extractor decided (size cap, no action, broken line)
+    latency_ms: float = 0.0
+    sample_id: str = ""
+    domain: str = ""
+    reference_length: int | None = None  # the length p was computed against (None = the plan's own)
+    dropped_lines: int = 0  # prose lines before the plan, as extract.Extraction reports
+    trailing_text: str = ""  # text after the plan (truncated)
+    error: str | None = None  # why reward is None, or why the extractor decided the label
+    timed_out: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the label as its string value."""
+        out = asdict(self)
+        out["label"] = self.label.value
+        return out
+
+
+class ValidationTimeout(Exception):
+    """A validation ran over its deadline."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[bool]:
+    """Raise ValidationTimeout in the block after `seconds`; yields whether the deadline is enforced.
+
+    Uses SIGALRM, so it is enforced only on the main thread of a POSIX process (a Ray actor's sync
+    methods run there). Elsewhere the validators' own timeouts apply and the pool's watchdog kills
+    a worker that hangs.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield False
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise ValidationTimeout(f"validation ran over {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def build_validator(name: str, timeout_s: float | None = None) -> Validator:
+    """The validator named in RewardConfig.validator, imported only when first needed.
+
+    VAL gets the per-plan timeout for its subprocess (it cannot be interrupted by a signal mid-call).
+    """
+    from reward_service.validators import make_validator  # lazy: validators load the PDDL core
+
+    if name == "val" and timeout_s is not None:
+        return make_validator(name, timeout_s=timeout_s)
+    return make_validator(name)  # type: ignore[arg-type]  # checked by make_validator
+
+
+def resolve_data_path(data_root: str | Path, relative: str | Path, what: str) -> Path:
+    """`data_root / relative`, refusing paths that escape the data root or do not exist."""
+    root = Path(data_root).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"meta.{what} {str(relative)!r} escapes the data root {str(root)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"meta.{what} {str(relative)!r} not found under data root {str(root)!r}")
+    return path
+
+
+@dataclass
+class ScorerStats:
+    """Running counters of one RewardScorer."""
+
+    plans: int = 0
+    timeouts: int = 0
+    validator_errors: int = 0
+    cross_checked: int = 0
+    disagreements: int = 0
+
+
+class RewardScorer:
+    """Scores batches of completions against their samples' PDDL problems."""
+
+    def __init__(
+        self,
+        config: RewardConfig,
+        data_root: str | Path,
+        validator: Validator | None = None,
+        cross_validator: Validator | None = None,
+    ) -> None:
+        self.config = config
+        self.data_root = Path(data_root)
+        self.extractor = PlanExtractor(config.max_completion_bytes)
+        self._validator = validator
+        self._cross_validator = cross_validator
+        self._rng = random.Random(config.seed)
+        self.stats = ScorerStats()
+
+    @property
+    def validator(self) -> Validator:
+        if self._validator is None:
+            self._validator = build_validator(self.config.validator, self.config.timeout_s)
+        return self._validator
+
+    @property
+    def cross_validator(self) -> Validator:
+        if self._cross_validator is None:
+            self._cross_validator = build_validator(
+                "native" if self.validator.name == "val" else "val", self.config.timeout_s
+            )
+        return self._cross_validator
+
+    def score(self, completions: Sequence[Completion], samples: Sequence[Mapping[str, Any]]) -> list[Score]:
+        """One Score per completion, in order; `samples` are looked up by `sample_id` (duplicates allowed)."""
+        by_id = {str(s["sample_id"]): s for s in samples}
+        scores: list[Score | None] = [None] * len(completions)
+        groups: dict[tuple[Path, Path], list[tuple[int, Extraction, Score]]] = {}
+        for i, completion in enumerate(completions):
+            sample = by_id.get(completion.sample_id)
+            if sample is None:
+                raise ValueError(f"no sample with sample_id {completion.sample_id!r} for completion {i}")
+            meta = sample["meta"]
+            domain_path = resolve_data_path(self.data_root, meta["domain_file"], "domain_file")
+            problem_path = resolve_data_path(self.data_root, meta["problem_file"], "problem_file")
+            t0 = time.perf_counter()
+            extraction = self.extractor.extract(completion.text)
+            base = Score(
+                reward=None,
+                label=Label.VALIDATOR_ERROR,
+                plan=extraction.plan.to_text(),
+                plan_length=len(extraction.plan),
+                sample_id=completion.sample_id,
+                domain=str(sample.get("domain") or meta.get("scenario") or ""),
+                reference_length=reference_length(meta, self.data_root, problem_path),
+                dropped_lines=extraction.dropped_lines,
+                trailing_text=extraction.trailing_text,
+            )
+            if extraction.label is not None:  # decided without a validator
+                decided = ValidationResult(label=extraction.label, plan_length=len(extraction.plan))
+                scores[i] = replace(
+                    base,
+                    reward=reward_for(decided, base.reference_length, self.config),
+                    label=extraction.label,
+                    validator="extract",
+                    latency_ms=(time.perf_counter() - t0) * 1000,
+                    error=extraction.reason,
+                )
+            else:
+                groups.setdefault((domain_path, problem_path), []).append((i, extraction, base))
+        for (domain_path, problem_path), items in groups.items():
+            for (i, _, _), score in zip(items, self._validate_group(domain_path, problem_path, items), strict=True):
+                scores[i] = score
+        self.stats.plans += len(completions)
+        return scores  # type: ignore[return-value]  # every slot was filled above
+
+    def _validate_group(
+        self, domain_path: Path, problem_path: Path, items: list[tuple[int, Extraction, Score]]
+    ) -> list[Score]:
+        plans = [extraction.plan for _, extraction, _ in items]
+        t0 = time.perf_counter()
+        results: list[ValidationResult | str] | None = None
+        try:
+            with deadline(self.config.timeout_s * len(plans)):
+                results = list(self.validator.validate_many(domain_path, problem_path, plans))
+        except ValidationTimeout:
+            results = None  # find the slow plan(s): one deadline each
+        except ImportError:
+            raise  # a broken install is not a validator verdict: fail loudly
+        except Exception as exc:  # a broken validator is not a bad plan: reward None with the reason (STYLE 5)
+            log.exception("validator %s failed on %s", self.validator.name, problem_path)
+            results = [f"{type(exc).__name__}: {exc}"] * len(plans)
+        share_ms = (time.perf_counter() - t0) * 1000 / max(len(plans), 1)
+        if results is None:
+            results = [self._validate_one(domain_path, problem_path, plan) for plan in plans]
+        scores = []
+        for (_, extraction, base), result in zip(items, results, strict=True):
+            scores.append(self._to_score(base, result, share_ms))
+            if isinstance(result, ValidationResult) and self._rng.random() < self.config.cross_check_fraction:
+                self._cross_check(domain_path, problem_path, extraction, result)
+        return scores
+
+    def _validate_one(self, domain_path: Path, problem_path: Path, plan: Any) -> ValidationResult | str:
+        try:
+            with deadline(self.config.timeout_s):
+                return self.validator.validate(domain_path, problem_path, plan)
+        except ValidationTimeout as exc:
+            return f"timeout: {exc}"
+        except ImportError:
+            raise
+        except Exception as exc:  # see _validate_group
+            log.exception("validator %s failed on %s", self.validator.name, problem_path)
+            return f"{type(exc).__name__}: {exc}"
+
+    def _to_score(self, base: Score, result: ValidationResult | str, share_ms: float) -> Score:
+        if isinstance(result, str):  # the validator raised or ran over its deadline
+            timed_out = result.startswith("timeout:")
+            self.stats.timeouts += timed_out
+            self.stats.validator_errors += not timed_out
+            return replace(base, validator=self.validator.name, latency_ms=share_ms, error=result, timed_out=timed_out)
+        reward = reward_for(result, base.reference_length, self.config)
+        timed_out = result.label is Label.VALIDATOR_ERROR and "timed out" in (result.error or "")
+        if result.label is Label.VALIDATOR_ERROR:
+            self.stats.timeouts += timed_out
+            self.stats.validator_errors += not timed_out
+        return replace(
+            base,
+            reward=reward,
+            label=result.label,
+            plan_length=result.plan_length or base.plan_length,
+            failed_step=result.failed_step,
+            goals_satisfied=result.goals_satisfied,
+            goals_total=result.goals_total,
+            violated_constraint=result.violated_constraint,
+            validator=result.validator or self.validator.name,
+            latency_ms=result.latency_ms or share_ms,
+            error=result.error,
+            timed_out=timed_out,
+        )
+
+    def _cross_check(self, domain_path: Path, problem_path: Path, extraction: Extraction, first: ValidationResult):
+        other = self.cross_validator
+        try:
+            with deadline(self.config.timeout_s):
+                second = other.validate(domain_path, problem_path, extraction.plan)
+        except ValidationTimeout:
+            log.warning("cross-check with %s timed out on %s", other.name, problem_path)
+            return
+        self.stats.cross_checked += 1
+        keys = ("label", "failed_step", "goals_satisfied", "goals_total")
+        # Goal counts only matter (to the reward) for goal_not_satisfied and success.
+        compared = keys if first.label in (Label.GOAL_NOT_SATISFIED, Label.SUCCESS) else keys[:2]
+        if any(getattr(first, k) != getattr(second, k) for k in compared):
+            self.stats.disagreements += 1
+            log.warning(
+                "validators disagree on %s plan %r: %s says %s, %s says %s",
+                problem_path,
+                extraction.plan.to_text(),
+                first.validator or self.validator.name,
+                {k: getattr(first, k) for k in keys},
+                second.validator or other.name,
+                {k: getattr(second, k) for k in keys},
+            )
