@@ -1,0 +1,220 @@
+"""Load and check `<data_root>/<domain>.jsonl` up front; index records by byte offset, read lines on demand."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from sampler.config import SamplerConfig
+from sampler.difficulty import DifficultySpec, spec_for
+
+log = logging.getLogger(__name__)
+
+
+class RecordError(ValueError):
+    """A JSONL line that breaks the record contract; the message starts with `file:line:`."""
+
+
+@dataclass
+class DomainIndex:
+    """One domain's checked records: where each line starts, its difficulty params and score.
+
+    Memory grows with the number of records (about 50 bytes each), never with prompt text:
+    a record is read back from its file when a batch needs it.
+    """
+
+    domain: str
+    path: str
+    line_index: np.ndarray  # 0-based line number of each record in its file (int32)
+    offsets: np.ndarray  # byte offset of each record's line (int64)
+    param_names: tuple[str, ...]
+    params: np.ndarray  # one row of difficulty params per record (int64)
+    scores: np.ndarray  # difficulty score per record (float64)
+    skipped: int = 0
+    _handle: IO[bytes] | None = field(default=None, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def record(self, i: int) -> dict[str, Any]:
+        """The i-th record, parsed again from its line (a fresh dict every call)."""
+        if self._handle is None:
+            self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open for the index's lifetime
+        self._handle.seek(int(self.offsets[i]))
+        return json.loads(self._handle.readline())
+
+    def difficulty_params(self, i: int) -> dict[str, int]:
+        return dict(zip(self.param_names, self.params[i].tolist(), strict=True))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # File handles do not cross processes; the receiver reopens the file on first read.
+        return {**self.__dict__, "_handle": None}
+
+
+@dataclass(frozen=True)
+class RecordIndex:
+    """Every selected domain's index, keyed by domain name in sorted order."""
+
+    data_root: str
+    domains: dict[str, DomainIndex]
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return {d: idx.skipped for d, idx in self.domains.items()}
+
+
+class _PathChecker:
+    """Checks meta paths stay inside data_root and exist, listing each directory once (no stat per file)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._listings: dict[str, frozenset[str]] = {}
+
+    def problem(self, value: Any, key: str) -> str | None:
+        """None when `value` is a path to an existing file inside data_root, else what is wrong."""
+        if not isinstance(value, str) or not value:
+            return f"meta.{key} must be a non-empty string, got {value!r}"
+        if value[0] != "/" and ".." not in value and "./" not in value and "//" not in value:
+            directory, _, name = (self.root + "/" + value).rpartition("/")  # plain relative path: no normpath
+        else:
+            full = os.path.normpath(value if os.path.isabs(value) else os.path.join(self.root, value))
+            if not full.startswith(self.root + os.sep):
+                return f"meta.{key} {value!r} escapes data_root {self.root}"
+            directory, name = os.path.split(full)
+        listing = self._listings.get(directory)
+        if listing is None:
+            try:
+                with os.scandir(directory) as entries:
+                    listing = frozenset(e.name for e in entries if e.is_file())
+            except (FileNotFoundError, NotADirectoryError):
+                listing = frozenset()
+            self._listings[directory] = listing
+        if name not in listing:
+            return f"meta.{key} {value!r} does not exist under data_root {self.root}"
+        return None
+
+
+def discover_domains(cfg: SamplerConfig) -> dict[str, str]:
+    """Domain name -> JSONL path; a named domain without its file is an error."""
+    root = os.path.abspath(cfg.data_root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"data_root {root} is not a directory")
+    if cfg.domains is None:
+        names = sorted(f[: -len(".jsonl")] for f in os.listdir(root) if f.endswith(".jsonl"))
+        if not names:
+            raise FileNotFoundError(f"data_root {root} holds no <domain>.jsonl file")
+    else:
+        names = sorted(set(cfg.domains))
+        for name in names:
+            if not os.path.isfile(os.path.join(root, f"{name}.jsonl")):
+                raise FileNotFoundError(f"domain '{name}' has no file {os.path.join(root, name + '.jsonl')}")
+    return {name: os.path.join(root, f"{name}.jsonl") for name in names}
+
+
+def load_records(cfg: SamplerConfig) -> RecordIndex:
+    """Check every line of every selected domain's JSONL and index the good ones."""
+    root = os.path.abspath(cfg.data_root)
+    checker = _PathChecker(root)
+    domains = {d: _load_domain(d, path, cfg, checker) for d, path in discover_domains(cfg).items()}
+    return RecordIndex(data_root=root, domains=domains)
+
+
+def _spec(domain: str, cfg: SamplerConfig) -> DifficultySpec | None:
+    if cfg.difficulty == "plan_length":
+        return None
+    spec = spec_for(domain, cfg.difficulty_specs)
+    if spec is None:
+        raise ValueError(f"no difficulty spec for domain '{domain}': add sampler.difficulty_specs.{domain} "
+                         "or set sampler.difficulty: plan_length")
+    return spec
+
+
+def _load_domain(domain: str, path: str, cfg: SamplerConfig, checker: _PathChecker) -> DomainIndex:
+    spec = _spec(domain, cfg)
+    param_names = ("plan_length",) if spec is None else spec.param_names
+    lines, offsets, params = [], [], []
+    skipped: Counter[str] = Counter()
+    unparsed = 0
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue  # blank lines (e.g. a trailing newline) are not records
+            problem, row = _check_line(raw, spec, cfg, checker)
+            if problem == "unparsed":
+                unparsed += 1
+                problem, row = None, [1] * len(param_names)
+            if problem is not None:
+                if cfg.on_bad_record == "error":
+                    raise RecordError(f"{path}:{lineno + 1}: {problem}")
+                skipped[problem.split(" ", 1)[0]] += 1
+                log.debug("skipping %s:%d: %s", path, lineno + 1, problem)
+                continue
+            lines.append(lineno)
+            offsets.append(start)
+            params.append(row)
+    if unparsed:
+        log.warning("domain %s: %d problem file names do not match %r; using params 1", domain, unparsed, spec.pattern)
+    if skipped:
+        log.warning("domain %s: skipped %d bad records (%s)", domain, sum(skipped.values()), dict(skipped))
+    table = np.asarray(params, dtype=np.int64).reshape(len(lines), len(param_names))
+    return DomainIndex(
+        domain=domain,
+        path=path,
+        line_index=np.asarray(lines, dtype=np.int32),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        param_names=param_names,
+        params=table,
+        scores=table[:, 0].astype(np.float64) if spec is None else spec.scores_of(table),
+        skipped=sum(skipped.values()),
+    )
+
+
+_decode = json.JSONDecoder().decode
+
+
+def _check_line(
+    raw: bytes, spec: DifficultySpec | None, cfg: SamplerConfig, checker: _PathChecker
+) -> tuple[str | None, list[int]]:
+    """(what is wrong or None, difficulty params row); "unparsed" when only the file name failed, defaults apply."""
+    try:
+        rec = _decode(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return f"invalid UTF-8 at byte {err.start}", []
+    except json.JSONDecodeError as err:
+        return f"invalid JSON: {err.msg} at column {err.colno}", []
+    if not isinstance(rec, dict):
+        return f"record must be a JSON object, got {type(rec).__name__}", []
+    prompt = rec.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return f"prompt must be a non-empty string, got {type(prompt).__name__}", []
+    meta = rec.get("meta")
+    if not isinstance(meta, dict):
+        return f"meta must be a JSON object, got {type(meta).__name__}", []
+    for key in ("problem_file", "domain_file"):
+        if (problem := checker.problem(meta.get(key), key)) is not None:
+            return problem, []
+    if spec is None:
+        length = meta.get("reference_plan_length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            return f"meta.reference_plan_length must be an integer >= 0 for difficulty: plan_length, got {length!r}", []
+        return None, [length]
+    row = spec.parse_row(meta["problem_file"])
+    if row is None:
+        if cfg.on_unparsed_name == "default":
+            return "unparsed", []
+        return (f"problem file name {os.path.basename(meta['problem_file'])!r} of domain '{spec.domain}' "
+                f"does not match {spec.pattern!r}"), []
+    return None, row

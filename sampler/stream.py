@@ -1,0 +1,196 @@
+"""BalancedBatchStream: step t's batch, exactly batch_size / num_domains problems per domain, resumable."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from sampler.buckets import BucketTable, assign_buckets, bucket_rows
+from sampler.config import BUCKETS, SamplerConfig
+from sampler.curriculum import CurriculumSchedule, Weights
+from sampler.records import RecordIndex, load_records
+
+log = logging.getLogger(__name__)
+_ALL = "*"  # pool key of a domain's whole pool, shared by its fallback buckets
+
+
+def check_divisible(batch_size: int, num_domains: int, data_parallel_size: int = 1) -> int:
+    """Samples per domain per shard; ValueError when a batch or a shard cannot be balanced."""
+    if batch_size % num_domains:
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by num_domains ({num_domains}) "
+                         "so that every batch holds the same number of problems of each domain")
+    if batch_size % (num_domains * data_parallel_size):
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by num_domains ({num_domains}) "
+                         f"x data_parallel_size ({data_parallel_size}) = {num_domains * data_parallel_size} "
+                         "so that every data-parallel shard is balanced too")
+    return batch_size // (num_domains * data_parallel_size)
+
+
+class BalancedBatchStream:
+    """Domain-balanced, curriculum-weighted batches for learner steps, deterministic for a seed.
+
+    Each (domain, bucket) pool is a permutation drawn from (seed, domain, bucket, epoch), read
+    without replacement and reshuffled when used up, so its state is two integers. The bucket
+    of each draw and the order inside a shard come from (seed, step). The batch is the
+    concatenation of `data_parallel_size` shards, each holding per_shard problems of every domain.
+    """
+
+    def __init__(self, index: RecordIndex, cfg: SamplerConfig, schedule: CurriculumSchedule | None = None) -> None:
+        self.index = index
+        self.cfg = cfg
+        self.domains = tuple(index.domains)
+        self.per_shard = check_divisible(cfg.batch_size, len(self.domains), cfg.data_parallel_size)
+        self.tables: dict[str, BucketTable] = {
+            d: assign_buckets(d, idx.scores, cfg.percentiles) for d, idx in index.domains.items()
+        }
+        self._codes = {d: t.bucket_of(len(index.domains[d])) for d, t in self.tables.items()}
+        self.schedule = schedule or CurriculumSchedule(cfg, self.domains)
+        self._pools: dict[tuple[str, str], np.ndarray] = {}
+        for d, table in self.tables.items():
+            for b in BUCKETS:
+                key = (d, _ALL if b in table.fallback else b)
+                if key not in self._pools:
+                    self._pools[key] = table.pool(b)
+        self._pos = {key: [0, 0] for key in self._pools}  # key -> [epoch, position]
+        self._perm: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
+        self._last_step = -1
+        self._last_refs: list[tuple[str, int]] = []
+        self._last_weights: Weights = {}
+
+    @classmethod
+    def from_config(cls, cfg: SamplerConfig) -> BalancedBatchStream:
+        return cls(load_records(cfg), cfg)
+
+    # ---- drawing ------------------------------------------------------------------------
+    def _permutation(self, key: tuple[str, str], epoch: int) -> np.ndarray:
+        cached = self._perm.get(key)
+        if cached is None or cached[0] != epoch:
+            d, b = key
+            tag = [self.cfg.seed, self.domains.index(d), (*BUCKETS, _ALL).index(b), epoch]
+            cached = (epoch, np.random.default_rng(tag).permutation(self._pools[key]))
+            self._perm[key] = cached
+        return cached[1]
+
+    def _take(self, domain: str, bucket: str, count: int) -> list[int]:
+        key = (domain, _ALL if bucket in self.tables[domain].fallback else bucket)
+        state, taken = self._pos[key], []
+        while len(taken) < count:
+            perm = self._permutation(key, state[0])
+            chunk = perm[state[1]: state[1] + count - len(taken)]
+            taken.extend(int(i) for i in chunk)
+            state[1] += len(chunk)
+            if state[1] >= len(perm):
+                state[0], state[1] = state[0] + 1, 0
+        return taken
+
+    def batch(self, step: int) -> list[dict[str, Any]]:
+        """The batch of learner step `step`: asking for the last step again returns the same batch."""
+        if step == self._last_step:
+            return [self._sample(d, i) for d, i in self._last_refs]
+        if step < self._last_step:
+            raise ValueError(f"step {step} was already served; the stream is at step {self._last_step}")
+        weights = self.schedule.weights(step)
+        rng = np.random.default_rng([self.cfg.seed, step, 1])
+        refs: list[tuple[str, int]] = []
+        # bucket of every draw by inverse CDF on one block of uniforms (rng.choice with p is 30x slower)
+        cdf = np.cumsum([[weights[d][b] for b in BUCKETS] for d in self.domains], axis=1)
+        u = rng.random((self.cfg.data_parallel_size, len(self.domains), self.per_shard))
+        codes = (u[..., None] >= cdf[None, :, None, :-1]).sum(axis=-1)
+        for shard_codes in codes:
+            shard: list[tuple[str, int]] = []
+            for d, domain_codes in zip(self.domains, shard_codes, strict=True):
+                draws = np.bincount(domain_codes, minlength=len(BUCKETS))
+                for code, count in enumerate(draws.tolist()):
+                    if count:
+                        shard.extend((d, i) for i in self._take(d, BUCKETS[code], count))
+            refs.extend(shard[j] for j in rng.permutation(len(shard)))
+        self._last_step, self._last_refs, self._last_weights = step, refs, weights
+        if step % self.cfg.logging_steps == 0:
+            log.info("Step %d/%d: curriculum weights = %s", step, self.cfg.max_steps, _display(weights))
+        return [self._sample(d, i) for d, i in refs]
+
+    def _sample(self, domain: str, i: int) -> dict[str, Any]:
+        idx = self.index.domains[domain]
+        rec = idx.record(i)
+        rec["meta"].setdefault("scenario", domain)
+        rec.update(
+            sample_id=f"{domain}:{int(idx.line_index[i])}",
+            domain=domain,
+            difficulty_params=idx.difficulty_params(i),
+            difficulty_score=float(idx.scores[i]),
+            bucket=BUCKETS[int(self._codes[domain][i])],
+        )
+        return rec
+
+    def shards(self, batch: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Split a batch into its data_parallel_size balanced shards."""
+        size = len(batch) // self.cfg.data_parallel_size
+        return [batch[k * size: (k + 1) * size] for k in range(self.cfg.data_parallel_size)]
+
+    # ---- feedback, metrics, state -------------------------------------------------------
+    def weights(self, step: int) -> Weights:
+        return self.schedule.weights(step)
+
+    @property
+    def last_weights(self) -> Weights:
+        """Bucket weights per domain of the last batch served (empty before the first)."""
+        return self._last_weights
+
+    def observe(self, outcomes: Iterable[Mapping[str, Any]]) -> None:
+        self.schedule.observe(outcomes)
+
+    def bucket_rows(self) -> list[dict[str, object]]:
+        return bucket_rows(self.tables, {d: idx.scores for d, idx in self.index.domains.items()})
+
+    def metrics(self) -> dict[str, float]:
+        """Last step's weights, domain and bucket counts, and load skips, as flat `sampler/...` keys."""
+        out: dict[str, float] = {"sampler/step": float(self._last_step)}
+        domains = Counter(d for d, _ in self._last_refs)
+        buckets = Counter(BUCKETS[int(self._codes[d][i])] for d, i in self._last_refs)
+        out.update({f"sampler/domain/{d}": float(domains[d]) for d in self.domains})
+        out.update({f"sampler/bucket/{b}": float(buckets[b]) for b in BUCKETS})
+        out.update({f"sampler/skipped/{d}": float(n) for d, n in self.index.skipped.items()})
+        for d, w in self._last_weights.items():
+            out.update({f"curriculum/weight/{d}/{b}": v for b, v in w.items()})
+        out.update({k: v for k, v in self.schedule.metrics().items() if k.startswith("curriculum/success")})
+        return out
+
+    def _fingerprint(self) -> dict[str, int]:
+        return {f"{d}/{b}": int(len(p)) for (d, b), p in self._pools.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.cfg.seed,
+            "batch_size": self.cfg.batch_size,
+            "pools": self._fingerprint(),
+            "positions": {f"{d}/{b}": list(v) for (d, b), v in self._pos.items()},
+            "last_step": self._last_step,
+            "last_refs": [[d, i] for d, i in self._last_refs],
+            "last_weights": self._last_weights,
+            "schedule": self.schedule.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        mine = {"seed": self.cfg.seed, "batch_size": self.cfg.batch_size, "pools": self._fingerprint()}
+        for key, value in mine.items():
+            if state[key] != value:
+                raise ValueError(f"sampler state does not fit this data/config: {key} was {state[key]}, is {value}")
+        self._pos = {tuple(k.rsplit("/", 1)): list(v) for k, v in state["positions"].items()}  # type: ignore[misc]
+        self._last_step = int(state["last_step"])
+        self._last_refs = [(d, int(i)) for d, i in state["last_refs"]]
+        self._last_weights = {d: dict(w) for d, w in state["last_weights"].items()}
+        self.schedule.load_state_dict(state["schedule"])
+
+    def close(self) -> None:
+        for idx in self.index.domains.values():
+            idx.close()
+
+
+def _display(weights: Weights) -> dict[str, Any]:
+    rounded = {d: {b: round(v, 3) for b, v in w.items()} for d, w in weights.items()}
+    distinct = {tuple(w.items()) for w in rounded.values()}
+    return next(iter(rounded.values())) if len(distinct) == 1 else rounded
