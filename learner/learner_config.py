@@ -2,19 +2,124 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
+ScaleRewards = Literal["group", "batch", "none"]
+ImportanceSamplingMode = Literal["off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 
 
 class LearnerConfig(BaseModel):
-    """Options of the GRPO learner (DESIGN.md "Learner semantics")."""
+    """Options of the GRPO learner (DESIGN.md "Learner semantics"); docs/learner.md explains the math."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    base_model: str = Field("tiny", description="Local path or hub name of the base model; 'tiny' builds one locally (name).")
-    learning_rate: float = Field(1e-5, gt=0, description="AdamW peak learning rate (1/step).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches summed into one optimizer step (count).")
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm (L2).")
-    beta: float = Field(0.02, ge=0, description="KL coefficient against the adapter-disabled base model (unitless).")
+    # --- model -------------------------------------------------------------------------------
+    base_model: str = Field(
+        "tiny", description="Local path or hub name of the base model; 'tiny' builds one locally (name)."
+    )
+    adapter_path: str | None = Field(
+        None, description="Existing PEFT LoRA adapter to continue training (e.g. an SFT adapter); null = fresh (path)."
+    )
     load_in_4bit: bool = Field(True, description="Load the base model in 4-bit (bitsandbytes, GPU only).")
+    use_unsloth: bool = Field(True, description="Load through Unsloth's FastLanguageModel when installed and on CUDA.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weights dtype; auto = bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."
+    )
     use_gradient_checkpointing: bool = Field(True, description="Trade compute for memory in the backward pass.")
-    max_prompt_length: int = Field(1576, ge=1, description="Prompts longer than this are truncated from the left (tokens).")
+    max_seq_length: int = Field(2048, ge=1, description="Longest prompt + completion the model is loaded for (tokens).")
+    seed: int = Field(3407, description="Seed of the LoRA initialisation and dropout (integer).")
+
+    # --- LoRA --------------------------------------------------------------------------------
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r (dimensions).")
+    lora_alpha: float = Field(
+        32.0, gt=0, description="LoRA scaling alpha; the update is scaled by alpha / r (unitless)."
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (probability).")
+    lora_target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names that get LoRA, or 'all-linear' for every linear layer but the head."
+    )
+
+    # --- optimizer and schedule --------------------------------------------------------------
+    learning_rate: float = Field(1e-5, gt=0, description="AdamW peak learning rate (1/step).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay (fraction per step).")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW first-moment decay (unitless).")
+    adam_beta2: float = Field(0.99, ge=0, lt=1, description="AdamW second-moment decay (unitless; TRL GRPO's 0.99).")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW denominator epsilon (unitless).")
+    lr_scheduler: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="Schedule after warmup; cosine and linear decay to 0 at the run's last step."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup from 0 to the peak learning rate (steps).")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches summed into one optimizer step (count)."
+    )
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="Completions per forward/backward; null = split the step into "
+        "gradient_accumulation_steps equal micro-batches (completions)."
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm (L2).")
+
+    # --- GRPO loss ---------------------------------------------------------------------------
+    loss_type: LossType = Field(
+        "dapo", description="Token aggregation: grpo (per-sequence mean), dr_grpo (/ max_completion_length), "
+        "dapo (/ tokens in the step), bnpo (/ tokens in the micro-batch); TRL's default is dapo."
+    )
+    beta: float = Field(0.02, ge=0, description="KL coefficient against the adapter-disabled base model (unitless).")
+    kl_bias_correction: bool = Field(
+        True, description="Multiply the k3 KL by the policy ratio, as TRL's use_bias_correction_kl (changes gradients)."
+    )
+    epsilon_low: float = Field(
+        0.2, ge=0, lt=1, description="Lower clip: ratios below 1 - epsilon_low are clipped (unitless)."
+    )
+    epsilon_high: float = Field(
+        0.2, ge=0, description="Upper clip: ratios above 1 + epsilon_high are clipped; DAPO uses 0.28."
+    )
+    delta: float | None = Field(
+        None, gt=1, description="Two-sided clipping cap on the unclipped ratio (INTELLECT-2); null = off (unitless)."
+    )
+    scale_rewards: ScaleRewards = Field(
+        "group", description="Advantage scaling: group std, batch std, or none (Dr. GRPO)."
+    )
+    advantage_epsilon: float = Field(1e-4, gt=0, description="Added to the std before dividing, as TRL (reward units).")
+    max_completion_length: int | None = Field(
+        None, ge=1, description="dr_grpo's constant denominator; null = rollout.max_new_tokens, "
+        "set by the driver (tokens)."
+    )
+    mask_truncated_completions: bool = Field(
+        False, description="Leave completions cut at the token budget (finish_reason 'length') out of the loss."
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="Logits are divided by this before log-softmax. 1.0 matches the raw logprobs the "
+        "rollout engines report; TRL uses the sampling temperature (set both to reproduce TRL) (unitless)."
+    )
+
+    # --- async mode: behaviour-policy importance sampling ------------------------------------
+    importance_sampling: ImportanceSamplingMode = Field(
+        "token_truncate", description="Correction for completions sampled by an older or different policy: "
+        "w = exp(old - behaviour), truncated (capped) or masked, per token or per sequence; off = none."
+    )
+    importance_sampling_cap: float = Field(
+        3.0, gt=0, description="Upper bound C of the importance weight: truncated to C or masked above C (ratio)."
+    )
+    importance_sampling_min: float | None = Field(
+        None, ge=0, description="Lower bound of the importance weight (truncate/mask below); null = none (ratio)."
+    )
+
+    # --- lengths -----------------------------------------------------------------------------
+    max_prompt_length: int = Field(
+        1576, ge=1, description="Prompts longer than this are truncated from the left (tokens)."
+    )
+    compute_entropy: bool = Field(True, description="Log the mean token entropy (one extra pass over the logits).")
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> LearnerConfig:
+        if isinstance(self.lora_target_modules, list) and not self.lora_target_modules:
+            raise ValueError("lora_target_modules must name at least one module, or be 'all-linear'")
+        if self.importance_sampling_min is not None and self.importance_sampling_min >= self.importance_sampling_cap:
+            raise ValueError(
+                f"importance_sampling_min ({self.importance_sampling_min}) must be below "
+                f"importance_sampling_cap ({self.importance_sampling_cap})"
+            )
+        return self

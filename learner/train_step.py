@@ -1,0 +1,260 @@
+"""One GRPO optimizer step: pad (prompt, completion) token ids, logprobs, reference logprobs, loss, update.
+
+    core = GRPOTrainerCore(model, tokenizer, config, num_training_steps=1000)
+    metrics = core.step([TrainSample(prompt_ids, completion_ids, advantage, behaviour_logprobs), ...])
+
+A step is one optimizer update over all its samples, split into micro-batches whose gradients
+add up to the full-batch gradient (loss types grpo, dr_grpo, dapo; bnpo averages micro-batch
+means, as TRL does). The old policy is the current one (one update per batch, TRL's
+num_iterations=1); the behaviour logprobs of the rollout enter through importance weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import get_scheduler
+
+from learner.learner_config import LearnerConfig
+from learner.loss import grpo_loss, importance_weights
+from learner.model import trainable_parameters
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    """One completion to learn from: the learner's view of a scored Completion."""
+
+    prompt_token_ids: tuple[int, ...]
+    completion_token_ids: tuple[int, ...]
+    advantage: float
+    behaviour_logprobs: tuple[float, ...] = ()  # empty: unknown, importance weight 1
+    finish_reason: str = "stop"  # "stop" | "length"
+    policy_version: int = 0
+
+
+def samples_from_completions(
+    completions: Sequence, advantages: Sequence[float], valid: Sequence[bool] | None = None
+) -> list[TrainSample]:
+    """TrainSamples from Completion objects (reward_service.result) and their advantages; `valid` False drops one."""
+    if len(completions) != len(advantages):
+        raise ValueError(f"{len(completions)} completions but {len(advantages)} advantages")
+    keep = valid if valid is not None else [True] * len(completions)
+    return [
+        TrainSample(
+            prompt_token_ids=tuple(c.prompt_token_ids),
+            completion_token_ids=tuple(c.token_ids),
+            advantage=float(a),
+            behaviour_logprobs=tuple(c.logprobs),
+            finish_reason=c.finish_reason,
+            policy_version=c.policy_version,
+        )
+        for c, a, k in zip(completions, advantages, keep, strict=True)
+        if k
+    ]
+
+
+@dataclass(frozen=True)
+class PaddedBatch:
+    """Prompts left-padded, completions right-padded, concatenated as TRL lays them out."""
+
+    input_ids: torch.Tensor  # (B, P + T)
+    attention_mask: torch.Tensor  # (B, P + T)
+    position_ids: torch.Tensor  # (B, P + T): 0 at each row's first real token, as generate() numbers them
+    completion_ids: torch.Tensor  # (B, T)
+    completion_mask: torch.Tensor  # (B, T) float: 1 for tokens in the loss
+    advantages: torch.Tensor  # (B,)
+    behaviour_logprobs: torch.Tensor  # (B, T), nan where unknown
+
+
+def collate(
+    samples: Sequence[TrainSample],
+    pad_id: int,
+    max_prompt_length: int | None = None,
+    mask_truncated: bool = False,
+    device: torch.device | str = "cpu",
+) -> PaddedBatch:
+    """Pad `samples` into one batch; prompts are cut from the left to `max_prompt_length`."""
+    prompts = [list(s.prompt_token_ids)[-max_prompt_length:] if max_prompt_length else list(s.prompt_token_ids)
+               for s in samples]
+    if any(not p for p in prompts):
+        raise ValueError("every sample needs at least one prompt token")
+    width_p = max(len(p) for p in prompts)
+    width_c = max(1, max(len(s.completion_token_ids) for s in samples))
+    b = len(samples)
+    input_ids = torch.full((b, width_p + width_c), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, width_p + width_c), dtype=torch.long)
+    comp_mask = torch.zeros((b, width_c))
+    behaviour = torch.full((b, width_c), math.nan)
+    for i, (s, p) in enumerate(zip(samples, prompts, strict=True)):
+        c = list(s.completion_token_ids)
+        if s.behaviour_logprobs and len(s.behaviour_logprobs) != len(c):
+            raise ValueError(
+                f"sample {i}: {len(s.behaviour_logprobs)} behaviour logprobs for {len(c)} completion tokens"
+            )
+        input_ids[i, width_p - len(p) : width_p] = torch.tensor(p)
+        attention[i, width_p - len(p) : width_p + len(c)] = 1
+        if c:
+            input_ids[i, width_p : width_p + len(c)] = torch.tensor(c)
+            if not (mask_truncated and s.finish_reason == "length"):
+                comp_mask[i, : len(c)] = 1.0
+        if s.behaviour_logprobs:
+            behaviour[i, : len(c)] = torch.tensor(s.behaviour_logprobs)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return PaddedBatch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+        completion_ids=input_ids[:, width_p:].to(device),
+        completion_mask=comp_mask.to(device),
+        advantages=torch.tensor([s.advantage for s in samples], dtype=torch.float32, device=device),
+        behaviour_logprobs=behaviour.to(device),
+    )
+
+
+def completion_logprobs(
+    model: torch.nn.Module, batch: PaddedBatch, temperature: float = 1.0, compute_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token logprobs (B, T) of the completion tokens at `temperature`, and their entropies when asked."""
+    width_c = batch.completion_ids.size(1)
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=width_c + 1,  # the last prompt position predicts the first completion token
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1, :].float() / temperature
+    log_z = torch.logsumexp(logits, dim=-1)
+    logprobs = logits.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1) - log_z
+    entropy = None
+    if compute_entropy:
+        with torch.no_grad():
+            logp_all = logits - log_z.unsqueeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logprobs, entropy
+
+
+class GRPOTrainerCore:
+    """Owns the optimizer and scheduler of a LoRA policy and takes GRPO steps (module docstring)."""
+
+    def __init__(
+        self, model: torch.nn.Module, tokenizer, config: LearnerConfig, num_training_steps: int | None = None
+    ) -> None:
+        if config.loss_type == "dr_grpo" and config.max_completion_length is None:
+            raise ValueError("loss_type 'dr_grpo' needs learner.max_completion_length (the rollout's max_new_tokens)")
+        if config.lr_scheduler != "constant" and num_training_steps is None:
+            raise ValueError(f"lr_scheduler '{config.lr_scheduler}' needs num_training_steps")
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        params = trainable_parameters(model)
+        if not params:
+            raise ValueError("the model has no trainable parameters (expected LoRA weights)")
+        self.params = params
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+            weight_decay=config.weight_decay,
+        )
+        name = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
+        self.scheduler = get_scheduler(
+            name, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=num_training_steps
+        )
+        self.version = 0  # optimizer steps taken; the adapter version pushed to rollout actors
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _micro_batches(self, n: int) -> list[range]:
+        size = self.config.micro_batch_size or math.ceil(n / self.config.gradient_accumulation_steps)
+        return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def accumulate_gradients(self, samples: Sequence[TrainSample]) -> dict[str, float]:
+        """Zero the gradients and backpropagate the loss of `samples` micro-batch by micro-batch (no update).
+
+        Returns loss, token-mean metrics (kl, clip ratios, entropy, importance weights) and counts.
+        """
+        if not samples:
+            raise ValueError("a train step needs at least one sample")
+        cfg = self.config
+        self.model.train()
+        masked = [cfg.mask_truncated_completions and s.finish_reason == "length" for s in samples]
+        num_tokens = sum(len(s.completion_token_ids) for s, m in zip(samples, masked, strict=True) if not m)
+        chunks = self._micro_batches(len(samples))
+        self.optimizer.zero_grad(set_to_none=True)
+        total_loss, sums = 0.0, {}
+        for chunk in chunks:
+            mb = collate([samples[i] for i in chunk], self.pad_id, cfg.max_prompt_length,
+                         cfg.mask_truncated_completions, self.device)
+            ref = None
+            if cfg.beta != 0.0:
+                with torch.no_grad(), self.model.disable_adapter():
+                    ref, _ = completion_logprobs(self.model, mb, cfg.temperature)
+            logprobs, entropy = completion_logprobs(self.model, mb, cfg.temperature, cfg.compute_entropy)
+            weights = None
+            if cfg.importance_sampling != "off" and not torch.isnan(mb.behaviour_logprobs).all():
+                weights = importance_weights(logprobs.detach(), mb.behaviour_logprobs, mb.completion_mask,
+                                             cfg.importance_sampling, cfg.importance_sampling_cap,
+                                             cfg.importance_sampling_min)
+            loss, m = grpo_loss(
+                logprobs, None, ref, mb.advantages, mb.completion_mask, cfg.loss_type, cfg.epsilon_low,
+                cfg.epsilon_high, cfg.beta, cfg.max_completion_length, weights, cfg.delta, cfg.kl_bias_correction,
+                num_sequences=len(samples), num_tokens=num_tokens,
+            )
+            if cfg.loss_type == "bnpo":
+                loss = loss / len(chunks)  # TRL: micro-batch token means, averaged over accumulation
+            loss.backward()
+            total_loss += float(loss.detach())
+            if entropy is not None:
+                m["entropy"] = float((entropy * mb.completion_mask).sum() / mb.completion_mask.sum().clamp(min=1.0))
+            tokens = m.pop("tokens")
+            for k, v in m.items():
+                if k == "is_weight/min":
+                    sums[k] = min(sums.get(k, v), v)
+                elif k == "is_weight/max":
+                    sums[k] = max(sums.get(k, v), v)
+                else:
+                    sums[k] = sums.get(k, 0.0) + v * tokens
+        denom = max(num_tokens, 1)
+        metrics = {k: (v if k in ("is_weight/min", "is_weight/max") else v / denom) for k, v in sums.items()}
+        metrics.update(loss=total_loss, tokens=float(num_tokens), num_sequences=float(len(samples)),
+                       num_micro_batches=float(len(chunks)), frac_masked_truncated=sum(masked) / len(samples))
+        return metrics
+
+    def step(self, samples: Sequence[TrainSample]) -> dict[str, float]:
+        """One optimizer step over `samples`; returns loss, kl, clip ratios, entropy, grad_norm, lr, tokens."""
+        t0 = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        metrics = self.accumulate_gradients(samples)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm))
+        finite = math.isfinite(grad_norm)
+        if finite:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)  # a non-finite gradient is dropped, never applied
+        self.scheduler.step()
+        lags = [self.version - s.policy_version for s in samples]
+        self.version += 1
+        elapsed = time.perf_counter() - t0
+        metrics.update(
+            grad_norm=grad_norm,
+            nonfinite_grad=0.0 if finite else 1.0,
+            lr=lr,
+            advantage_abs_mean=sum(abs(s.advantage) for s in samples) / len(samples),
+            policy_version_lag_mean=sum(lags) / len(lags),
+            policy_version_lag_max=float(max(lags)),
+            learn_time_s=elapsed,
+            learn_tokens_per_s=metrics["tokens"] / elapsed if elapsed > 0 else 0.0,
+            version=float(self.version),
+        )
+        return metrics
+
+    def state_dict(self) -> dict:
+        """Optimizer, scheduler and version, for checkpoints."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "version": self.version}

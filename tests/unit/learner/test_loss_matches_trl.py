@@ -1,0 +1,148 @@
+"""Our grpo_loss equals TRL GRPOTrainer._compute_loss on identical inputs, for every loss type, to 1e-5.
+
+TRL's real code path runs: a GRPOTrainer is built on the same tiny PEFT model, and its
+`_compute_loss` does its own forward (fused LM head, temperature) on the same weights. Our side
+computes logprobs with `completion_logprobs` and the loss with `grpo_loss`. Loss values,
+LoRA gradients and the kl / clip-ratio metrics must agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from learner.learner_config import LearnerConfig
+from learner.loss import grpo_loss, importance_weights
+from learner.model import load_policy
+from learner.train_step import TrainSample, collate, completion_logprobs
+
+trl = pytest.importorskip("trl")
+datasets = pytest.importorskip("datasets")
+
+TEMPERATURE = 0.7
+MAX_COMPLETION = 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # the suite shares 2 cores with other processes: spinning OpenMP threads would starve each other
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_model_dir(out: Path) -> Path:
+    words = ["<pad>", "<eos>"] + [f"w{i}" for i in range(46)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                         pad_token_id=0, eos_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_model_dir(tmp_path_factory.mktemp("tiny_trl"))
+
+
+@pytest.fixture
+def policy(tiny_dir: Path):
+    # fresh per test: with beta > 0 TRL adds a "ref" adapter to the PEFT model it is given
+    path = tiny_dir
+    cfg = LearnerConfig(base_model=str(path), lora_rank=4, use_gradient_checkpointing=False)
+    model, tok = load_policy(cfg)
+    torch.manual_seed(1)
+    with torch.no_grad():  # a nonzero adapter, so that policy and reference differ
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.3)
+    return model, tok
+
+
+def _trainer(model, tok, tmp_path: Path, loss_type: str, beta: float, delta: float | None):
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, num_generations=2, loss_type=loss_type,
+        beta=beta, epsilon=0.2, epsilon_high=0.28, delta=delta, max_completion_length=MAX_COMPLETION,
+        temperature=TEMPERATURE, report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False,
+    )
+    dataset = datasets.Dataset.from_dict({"prompt": ["w1 w2"] * 4})
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                              args=args, train_dataset=dataset, processing_class=tok)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    return trainer
+
+
+def _batch():
+    # different prompt lengths (left padding), completion lengths (right padding) and advantage signs
+    samples = [
+        TrainSample((3, 4, 5), (6, 7, 8, 9, 1), 1.3),
+        TrainSample((3, 4), (10, 11, 1), -0.7),
+        TrainSample((12, 4, 5, 13), (14, 15, 16, 17, 18, 19), 0.4),
+        TrainSample((3,), (20, 1), -1.1),
+    ]
+    return collate(samples, pad_id=0)
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo", "bnpo"])
+@pytest.mark.parametrize(("beta", "delta", "with_is"), [(0.0, None, False), (0.05, 1.5, True)])
+def test_loss_and_gradients_match_trl(policy, tmp_path: Path, loss_type, beta, delta, with_is) -> None:
+    model, tok = policy
+    trainer = _trainer(model, tok, tmp_path, loss_type, beta, delta)
+    batch = _batch()
+    width_p = batch.input_ids.size(1) - batch.completion_ids.size(1)
+    with torch.no_grad():
+        current, _ = completion_logprobs(model, batch, TEMPERATURE)
+        with model.disable_adapter():
+            ref, _ = completion_logprobs(model, batch, TEMPERATURE)
+    gen = torch.Generator().manual_seed(7)
+    # alternate tokens far below / above the old policy so both clip regions are hit, plus noise
+    shift = torch.tensor([0.5, -0.5]).repeat(current.size(1))[: current.size(1)]
+    old = current + shift + 0.1 * torch.randn(current.shape, generator=gen)
+    behaviour = old + 0.5 * torch.randn(current.shape, generator=gen)
+    weights = importance_weights(old, behaviour, batch.completion_mask, "token_truncate", cap=1.2) if with_is else None
+
+    inputs = {
+        "prompt_ids": batch.input_ids[:, :width_p], "prompt_mask": batch.attention_mask[:, :width_p],
+        "completion_ids": batch.completion_ids, "completion_mask": batch.completion_mask.long(),
+        "advantages": batch.advantages, "old_per_token_logps": old, "ref_per_token_logps": ref,
+        "num_items_in_batch": batch.completion_mask.sum(),
+    }
+    if with_is:
+        trainer.use_vllm, trainer.vllm_importance_sampling_correction = True, True
+        inputs["importance_sampling_ratio"] = weights
+    model.zero_grad(set_to_none=True)
+    trl_loss = trainer._compute_loss(model, inputs)
+    trl_loss.backward()
+    trl_grads = _grads(model)
+    trl_metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+
+    model.zero_grad(set_to_none=True)
+    logprobs, _ = completion_logprobs(model, batch, TEMPERATURE)
+    loss, metrics = grpo_loss(logprobs, old, ref, batch.advantages, batch.completion_mask, loss_type,
+                              epsilon_low=0.2, epsilon_high=0.28, beta=beta, max_completion_length=MAX_COMPLETION,
+                              importance_weights=weights, delta=delta)
+    loss.backward()
+    ours = _grads(model)
+
+    assert abs(loss.item() - trl_loss.item()) < 1e-5, (loss.item(), trl_loss.item())
+    assert set(ours) == set(trl_grads) and ours
+    for name, g in ours.items():
+        torch.testing.assert_close(g, trl_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    for key in ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean") + (("kl",) if beta else ()):
+        assert abs(metrics[key] - trl_metrics[key]) < 1e-5, key
+    assert metrics["clip_ratio/low_mean"] > 0 and metrics["clip_ratio/high_mean"] > 0  # both clips exercised
