@@ -19,3 +19,22 @@ class RolloutConfig(BaseModel):
     temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass (probability).")
     top_k: int = Field(50, ge=0, description="Top-k sampling cutoff, 0 = off (tokens).")
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Stop strings: a completion ends once its text holds one; EOS always stops (strings).",
+    )
+    batch_size: int = Field(64, ge=1, description="Sequences per HF generate call, prompts x generations (sequences).")
+    seed: int = Field(0, description="Sampling seed: the n-th generate call of an engine is reproducible (integer).")
+    num_cpus_per_actor: float = Field(
+        1.0, gt=0, description="Ray CPUs per rollout actor; also its torch threads (CPUs)."
+    )
+    num_gpus_per_actor: float = Field(0.0, ge=0, description="Ray GPUs per rollout actor, 0 on CPU machines (GPUs).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype of the HF engine; auto = float32 on CPU, bfloat16 on GPU (dtype)."
+    )
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, description="Prompts longer than this keep their last tokens; null = no limit (tokens)."
+    )
+    max_restarts: int = Field(
+        3, ge=-1, description="Times Ray restarts a dead rollout actor before the run fails, -1 = always (restarts)."
+    )

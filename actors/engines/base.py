@@ -1,0 +1,91 @@
+"""The rollout engine interface: G completions per prompt, in-place LoRA weight updates, a policy version."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from reward_service.result import Completion
+
+Prompt = str | Sequence[int]  # text, or token ids already templated and tokenized
+
+
+class PolicyVersionMismatch(ValueError):
+    """The engine holds other weights than the caller asked to generate with (e.g. a restarted actor)."""
+
+
+class RolloutEngine(abc.ABC):
+    """Generates completions with the weights of one policy version.
+
+    Contract of `generate`: for prompts p_0..p_{n-1} it returns n * G completions grouped in prompt
+    order, [p_0 x G, p_1 x G, ...], each carrying its prompt's sample id, the engine's policy
+    version, the generated token ids (EOS included, nothing after it, no padding), one behaviour
+    logprob per generated token, and finish_reason "stop" (EOS or a stop string) or "length".
+    """
+
+    @property
+    @abc.abstractmethod
+    def version(self) -> int:
+        """Policy version of the weights held now (0 = the weights loaded at start)."""
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> list[Completion]:
+        """G = `num_generations` (config default when None) completions per prompt, grouped in prompt order.
+
+        When `policy_version` is given and differs from `version`, raise PolicyVersionMismatch
+        instead of generating with weights the caller did not expect.
+        """
+
+    @abc.abstractmethod
+    def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
+        """Load the learner's adapter tensors in place and take `version` as the policy version."""
+
+
+def check_generate_args(
+    prompts: Sequence[Prompt], sample_ids: Sequence[str], num_generations: int, policy_version: int | None, held: int
+) -> None:
+    """The input checks every engine shares, with exact messages."""
+    if len(prompts) != len(sample_ids):
+        raise ValueError(f"got {len(prompts)} prompts but {len(sample_ids)} sample_ids; they must pair up")
+    if num_generations < 1:
+        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
+    if policy_version is not None and policy_version != held:
+        raise PolicyVersionMismatch(f"engine holds policy version {held}, asked to generate with {policy_version}")
+
+
+def check_new_version(current: int, version: int) -> None:
+    """Versions only move forward: an older adapter arriving late must not replace a newer one."""
+    if version < current:
+        raise ValueError(f"policy version {version} is older than the version held ({current})")
+
+
+def encode_prompt(
+    tokenizer: Any, prompt: Prompt, *, use_chat_template: bool, max_prompt_tokens: int | None
+) -> list[int]:
+    """Token ids of one prompt. Text goes through the tokenizer's chat template (as a user turn with
+    the generation prompt) when asked and the tokenizer has one, else through the plain tokenizer;
+    token ids are taken as they are. Over-long prompts keep their end, where the question is."""
+    if isinstance(prompt, str):
+        if use_chat_template and getattr(tokenizer, "chat_template", None):
+            ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+            )
+            if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):  # transformers 5 returns a BatchEncoding
+                ids = ids["input_ids"]
+        else:
+            ids = tokenizer(prompt).input_ids
+    else:
+        ids = prompt
+    ids = [int(t) for t in ids]
+    if not ids:
+        raise ValueError("empty prompt: a prompt needs at least one token")
+    return ids[-max_prompt_tokens:] if max_prompt_tokens is not None else ids

@@ -1,0 +1,241 @@
+"""HFEngine: batched transformers `generate` (KV cache, left padding) behind the RolloutEngine interface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version, encode_prompt
+from actors.engines.config import RolloutConfig
+from reward_service.result import Completion
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class HFEngine(RolloutEngine):
+    """Rollouts with transformers on CPU or one GPU, wrapped in the learner's LoRA shape.
+
+    Behaviour logprobs are those of each sampled token under the RAW model distribution
+    (log_softmax of the unprocessed logits, i.e. temperature 1, no top-k/top-p), because the learner
+    compares them with logprobs from its own plain forward pass. Sampling itself uses
+    temperature / top_k / top_p from the config (temperature 0 = greedy).
+
+    `model` is a checkpoint path (loaded with the Auto* classes, then wrapped in a fresh LoRA when
+    `lora_rank` is set, so `update_weights` can load the learner's adapter by name) or a ready
+    model (a PeftModel is used as is; `tokenizer` is then required). Text prompts go through the
+    tokenizer's chat template when it has one and `use_chat_template` is on (as in VLLMEngine).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | PreTrainedModel | PeftModel,
+        rollout_config: RolloutConfig,
+        *,
+        tokenizer=None,
+        lora_rank: int | None = None,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | str | None = None,
+        device: str | None = None,
+        use_chat_template: bool = True,
+        initial_version: int = 0,
+    ) -> None:
+        self.config = rollout_config
+        self.use_chat_template = use_chat_template
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if isinstance(model, (str, Path)):
+            path = str(model)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype())
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(path)
+        elif tokenizer is None:
+            raise ValueError("HFEngine needs a tokenizer when given a model object instead of a path")
+        if lora_rank is not None and not isinstance(model, PeftModel):
+            lora = LoraConfig(
+                r=lora_rank,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+                target_modules=lora_target_modules,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before building the engine")
+        eos = model.generation_config.eos_token_id if model.generation_config else None
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self.eos_ids: frozenset[int] = frozenset(eos if isinstance(eos, list) else [eos])
+        self._version = initial_version
+        self._calls = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> list[Completion]:
+        g = self.config.num_generations if num_generations is None else num_generations
+        check_generate_args(prompts, sample_ids, g, policy_version, self._version)
+        encoded = [self._encode(p) for p in prompts]
+        rows = [(sample_ids[i], ids) for i, ids in enumerate(encoded) for _ in range(g)]
+        out: list[Completion] = []
+        # The n-th call of an engine with seed s draws the same samples, without touching the caller's RNG.
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed((self.config.seed * 1_000_003 + self._calls) % (2**63))
+            for start in range(0, len(rows), self.config.batch_size):
+                out.extend(self._generate_batch(rows[start : start + self.config.batch_size]))
+        self._calls += 1
+        return out
+
+    def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
+        """Copy the learner's tensors into the model by name (LoRA state as `get_peft_model_state_dict` gives).
+
+        Without a LoRA the tensors are model parameters by their state-dict names. Unknown names, a
+        LoRA tensor left out, or a shape mismatch raise instead of generating with half-loaded weights.
+        """
+        check_new_version(self._version, version)
+        state = dict(adapter_state)
+        if isinstance(self.model, PeftModel):
+            result = set_peft_model_state_dict(self.model, state)
+            missing = [k for k in result.missing_keys if "lora_" in k]
+        else:
+            result = self.model.load_state_dict(state, strict=False)
+            missing = []
+        if result.unexpected_keys:
+            raise ValueError(f"update_weights got unknown tensors, e.g. {sorted(result.unexpected_keys)[:3]}")
+        if missing:
+            raise ValueError(f"update_weights left LoRA tensors unset, e.g. {sorted(missing)[:3]}")
+        self._version = version
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _dtype(self) -> torch.dtype:
+        if self.config.dtype == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        return _DTYPES[self.config.dtype]
+
+    def _encode(self, prompt: Prompt) -> list[int]:
+        return encode_prompt(
+            self.tokenizer, prompt, use_chat_template=self.use_chat_template,
+            max_prompt_tokens=self.config.max_prompt_tokens,
+        )
+
+    def _generation_config(self) -> GenerationConfig:
+        # Built from our config alone, so a checkpoint's own defaults (repetition penalty, ...) never
+        # change the sampling distribution behind our back.
+        cfg = self.config
+        sample = cfg.temperature > 0
+        return GenerationConfig(
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=sample,
+            temperature=cfg.temperature if sample else None,
+            top_p=cfg.top_p if sample else None,
+            top_k=cfg.top_k if sample else None,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+            use_cache=True,
+        )
+
+    def _generate_batch(self, rows: list[tuple[str, list[int]]]) -> list[Completion]:
+        width = max(len(ids) for _, ids in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in rows], device=self.device)
+        res = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=self._generation_config(),
+            stopping_criteria=StoppingCriteriaList([_StopOnText(self.tokenizer, self.config.stop, width)])
+            if self.config.stop
+            else None,
+        )
+        new = res.sequences[:, width:]
+        logits = torch.stack(res.logits, dim=1).float()  # (batch, steps, vocab), raw
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        out = []
+        for row, (sample_id, prompt_ids) in enumerate(rows):
+            ids = new[row].tolist()
+            n, reason = self._cut(ids)
+            out.append(
+                Completion(
+                    sample_id=sample_id,
+                    text=self._text(ids[:n]),
+                    token_ids=tuple(ids[:n]),
+                    logprobs=tuple(logprobs[row, :n].tolist()),
+                    finish_reason=reason,
+                    policy_version=self._version,
+                    prompt_token_ids=tuple(prompt_ids),
+                )
+            )
+        return out
+
+    def _cut(self, ids: list[int]) -> tuple[int, str]:
+        """How many generated tokens belong to the completion, and why it ended."""
+        eos_at = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
+        end = len(ids) if eos_at is None else eos_at
+        stop_at = self._stop_end(ids[:end])
+        if stop_at is not None:
+            return stop_at, "stop"
+        if eos_at is not None:
+            return eos_at + 1, "stop"  # EOS kept: the learner must learn to stop
+        return len(ids), "length"
+
+    def _stop_end(self, ids: list[int]) -> int | None:
+        """Fewest tokens whose text contains a stop string (binary search on prefixes), or None."""
+        if not self.config.stop or not self._has_stop(ids):
+            return None
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._has_stop(ids[:mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _has_stop(self, ids: list[int]) -> bool:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return any(s in text for s in self.config.stop)
+
+    def _text(self, ids: list[int]) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cuts = [text.find(s) for s in self.config.stop if s in text]
+        return text[: min(cuts)] if cuts else text  # like vLLM: the stop string is not part of the text
+
+
+class _StopOnText(StoppingCriteria):
+    """Ends a row once the text of its last few generated tokens holds a stop string.
+
+    transformers' own `stop_strings` needs tokenizers whose vocabulary it can map to bytes, and
+    fails on others (the tiny word-level one); decoding a short window works with any tokenizer.
+    """
+
+    def __init__(self, tokenizer, stops: list[str], prompt_width: int) -> None:
+        self.tokenizer, self.stops, self.width = tokenizer, list(stops), prompt_width
+        self.window = max(len(s) for s in stops) + 8  # tokens: every token but a special one adds >= 1 char
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        tails = input_ids[:, self.width :][:, -self.window :].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

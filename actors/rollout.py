@@ -1,0 +1,213 @@
+"""RolloutActor (a Ray actor around one rollout engine) and RolloutGroup, which splits prompts across R actors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray.exceptions import RayActorError
+
+from actors.engines.base import PolicyVersionMismatch, Prompt, RolloutEngine
+from actors.engines.config import RolloutConfig
+from reward_service.result import Completion
+
+log = logging.getLogger(__name__)
+
+# Idle OpenMP threads sleep instead of spinning: on a few shared cores, spinning threads of one
+# process stole the CPU from another (generation fell from 5.6k to 86 tokens/s).
+_ACTOR_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def build_engine(model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> RolloutEngine:
+    """The engine `config.engine` names; vLLM is imported only when asked for (GPU machines)."""
+    if config.engine == "hf":
+        from actors.engines.hf import HFEngine
+
+        return HFEngine(model_path, config, **engine_kwargs)
+    from actors.engines.vllm import VLLMEngine  # optional GPU dependency
+
+    return VLLMEngine(model_path, config, **engine_kwargs)
+
+
+@ray.remote
+class RolloutActor:
+    """One rollout engine in its own process; torch uses as many threads as the actor's Ray CPUs."""
+
+    def __init__(self, model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> None:
+        torch.set_num_threads(max(1, int(config.num_cpus_per_actor)))
+        self._engine = build_engine(model_path, config, engine_kwargs)
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> list[Completion]:
+        return self._engine.generate(prompts, sample_ids, num_generations, policy_version)
+
+    def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> int:
+        self._engine.update_weights(adapter_state, version)
+        return self._engine.version
+
+    def version(self) -> int:
+        return self._engine.version
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass
+class _Chunk:
+    actor: int
+    start: int  # index of the chunk's first prompt in the step's list
+    prompts: list[Prompt]
+    sample_ids: list[str]
+    ref: ray.ObjectRef
+
+
+class PendingRollout:
+    """Completions of one `RolloutGroup.submit`; `result()` gathers them in prompt order."""
+
+    def __init__(self, group: RolloutGroup, chunks: list[_Chunk], num_generations: int | None,
+                 policy_version: int | None) -> None:
+        self._group, self._chunks = group, chunks
+        self._g, self._version = num_generations, policy_version
+
+    def refs(self) -> list[ray.ObjectRef]:
+        """Object refs of the chunks, e.g. for `ray.wait`."""
+        return [c.ref for c in self._chunks]
+
+    def result(self) -> list[Completion]:
+        out: list[Completion] = []
+        for chunk in self._chunks:
+            out.extend(self._group._get_with_recovery(chunk, self._g, self._version))
+        return out
+
+
+class RolloutGroup:
+    """R RolloutActors named `<prefix>-<i>` that split every step's prompts into contiguous chunks.
+
+    Actors restart on death (`max_restarts`); the group then pushes the last weights it sent again
+    and redoes that actor's chunk, so a step survives a killed actor with nothing counted twice.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        config: RolloutConfig,
+        engine_kwargs: Mapping[str, Any] | None = None,
+        name_prefix: str = "rollout",
+        restart_timeout_s: float = 300.0,
+    ) -> None:
+        self.config = config
+        self.restart_timeout_s = restart_timeout_s  # how long a dead actor may take to come back (s)
+        kwargs = dict(engine_kwargs or {})
+        self.actors = [
+            RolloutActor.options(
+                name=f"{name_prefix}-{i}",
+                num_cpus=config.num_cpus_per_actor,
+                num_gpus=config.num_gpus_per_actor,
+                max_restarts=config.max_restarts,
+                max_task_retries=0,  # a retried task would run on fresh weights; the group redoes it instead
+                runtime_env={"env_vars": dict(_ACTOR_ENV)},
+            ).remote(str(model_path), config, kwargs)
+            for i in range(config.num_actors)
+        ]
+        self._weights: tuple[ray.ObjectRef, int] | None = None
+
+    def submit(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> PendingRollout:
+        """Start generation on every actor without waiting; chunk sizes differ by at most one prompt."""
+        if len(prompts) != len(sample_ids):
+            raise ValueError(f"got {len(prompts)} prompts but {len(sample_ids)} sample_ids; they must pair up")
+        n, r = len(prompts), len(self.actors)
+        bounds = [n * i // r for i in range(r + 1)]
+        chunks = []
+        for i in range(r):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            p, s = list(prompts[lo:hi]), list(sample_ids[lo:hi])
+            ref = self.actors[i].generate.remote(p, s, num_generations, policy_version)
+            chunks.append(_Chunk(i, lo, p, s, ref))
+        return PendingRollout(self, chunks, num_generations, policy_version)
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> list[Completion]:
+        """G completions per prompt, grouped in prompt order, whichever actor made them."""
+        return self.submit(prompts, sample_ids, num_generations, policy_version).result()
+
+    def update_weights(self, adapter_state: Mapping[str, torch.Tensor] | ray.ObjectRef, version: int) -> None:
+        """Send one copy of the adapter to the object store and load it on every actor."""
+        ref = adapter_state if isinstance(adapter_state, ray.ObjectRef) else ray.put(dict(adapter_state))
+        self._weights = (ref, version)
+        refs = [a.update_weights.remote(ref, version) for a in self.actors]
+        for i, r in enumerate(refs):
+            try:
+                ray.get(r)
+            except RayActorError:
+                self._push_until_back(i)
+
+    def versions(self) -> list[int]:
+        return ray.get([a.version.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors = []
+
+    # -- recovery ----------------------------------------------------------------------------------
+    # A task sent to an actor that Ray is restarting fails at once ("actor is restarting"), so
+    # recovery polls: resend (weights first, then the work) once a second until it succeeds or
+    # `restart_timeout_s` passes. Tasks from one caller run in order, so the weights land first.
+
+    def _push_until_back(self, i: int) -> None:
+        deadline = time.monotonic() + self.restart_timeout_s
+        while True:
+            try:
+                ray.get(self.actors[i].update_weights.remote(*self._weights))
+                return
+            except RayActorError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def _get_with_recovery(self, chunk: _Chunk, g: int | None, version: int | None) -> list[Completion]:
+        deadline = time.monotonic() + self.restart_timeout_s
+        while True:
+            try:
+                return ray.get(chunk.ref)
+            except (RayActorError, PolicyVersionMismatch) as err:
+                # A mismatch means the actor restarted after its last task and holds its start weights;
+                # it is recoverable only when the group holds the version asked for.
+                stale = isinstance(err, PolicyVersionMismatch)
+                if stale and (self._weights is None or version != self._weights[1]):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("rollout actor %d failed (%s); redoing its chunk", chunk.actor, type(err).__name__)
+                time.sleep(0.0 if stale else 1.0)
+                actor = self.actors[chunk.actor]
+                expected = version
+                if self._weights is not None:
+                    actor.update_weights.remote(*self._weights)
+                    expected = self._weights[1] if version is None else version  # never redo on old weights
+                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, expected)
