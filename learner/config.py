@@ -39,7 +39,9 @@ class ClusterConfig(BaseModel):
     )
     dashboard_host: str = Field("127.0.0.1", description="Interface the local dashboard binds to (host).")
     include_dashboard: bool = Field(True, description="Start the Ray dashboard with a local Ray.")
-    sampler_num_cpus: float = Field(0.1, ge=0, description="CPUs reserved for the sampler actor (cores).")
+    sampler_num_cpus: float = Field(0.0, ge=0, description="CPUs reserved for the sampler actor (cores).")
+    learner_num_cpus: float = Field(1.0, gt=0, description="Ray CPUs of the learner actor; torch uses as many threads.")
+    learner_num_gpus: float = Field(0.0, ge=0, description="GPUs of the learner actor; 0 on CPU machines (GPUs).")
 
 
 class LoggingConfig(BaseModel):

@@ -1,0 +1,271 @@
+"""VLLMEngine: vLLM generation with LoRA hot-swap behind the RolloutEngine interface (GPU machines only).
+
+    engine = VLLMEngine("Qwen/Qwen2.5-7B-Instruct", RolloutConfig(engine="vllm"), lora_rank=16)
+    engine.update_weights(adapter_state, version=1)   # new LoRARequest policy-v1, policy-v0 removed
+    completions = engine.generate(prompts, sample_ids)
+
+vLLM is imported inside `__init__`, so this module imports (and its pure helpers are tested) on
+machines without vLLM or a GPU. docs/gpu.md says which paths ran on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version
+from actors.engines.config import RolloutConfig
+from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
+from reward_service.result import Completion
+
+log = logging.getLogger(__name__)
+
+_FINISH_REASONS = {"stop": "stop", "length": "length"}
+
+
+def sampling_kwargs(config: RolloutConfig, num_generations: int, seed: int | None) -> dict[str, Any]:
+    """Keyword arguments of `vllm.SamplingParams` for one prompt: G samples, the sampled token's logprob."""
+    return {
+        "n": num_generations,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "top_k": config.top_k if config.top_k > 0 else -1,  # vLLM's "off" is -1, ours is 0
+        "max_tokens": config.max_new_tokens,
+        "logprobs": 0,  # 0 = only the sampled token's logprob
+        "stop": list(config.stop) or None,
+        "seed": seed,
+    }
+
+
+def call_seed(base_seed: int, call: int, prompt_index: int) -> int:
+    """Seed of one prompt in the n-th generate call: reproducible, and distinct for duplicate prompts."""
+    return (base_seed * 1_000_003 + call * 65_537 + prompt_index) % (2**31 - 1)
+
+
+def encode_prompt(
+    tokenizer: Any, prompt: Prompt, *, use_chat_template: bool, max_prompt_tokens: int | None
+) -> list[int]:
+    """Token ids of one prompt: text goes through the tokenizer's chat template when it has one."""
+    if isinstance(prompt, str):
+        if use_chat_template and getattr(tokenizer, "chat_template", None):
+            ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+            )
+            if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):  # transformers 5 returns a BatchEncoding
+                ids = ids["input_ids"]
+        else:
+            ids = tokenizer(prompt).input_ids
+    else:
+        ids = prompt
+    ids = [int(t) for t in ids]
+    if not ids:
+        raise ValueError("empty prompt: a prompt needs at least one token")
+    return ids[-max_prompt_tokens:] if max_prompt_tokens is not None else ids  # the end holds the question
+
+
+def completions_from_vllm(
+    outputs: Sequence[Any], sample_ids: Sequence[str], version: int, num_generations: int | None = None
+) -> list[Completion]:
+    """vLLM `RequestOutput`s (one per prompt, in prompt order) -> Completions, G per prompt, grouped.
+
+    Reads `.prompt_token_ids`, and per sample `.token_ids`, `.text`, `.finish_reason` and `.logprobs`
+    (one `{token_id: Logprob}` dict per generated token, as `SamplingParams(logprobs=0)` gives).
+    """
+    if len(outputs) != len(sample_ids):
+        raise ValueError(f"vLLM returned {len(outputs)} outputs for {len(sample_ids)} prompts")
+    out: list[Completion] = []
+    for request, sample_id in zip(outputs, sample_ids, strict=True):
+        samples = sorted(request.outputs, key=lambda s: getattr(s, "index", 0))
+        if num_generations is not None and len(samples) != num_generations:
+            raise ValueError(f"vLLM returned {len(samples)} samples for {sample_id}, expected {num_generations}")
+        prompt_ids = tuple(int(t) for t in request.prompt_token_ids)
+        for sample in samples:
+            token_ids = tuple(int(t) for t in sample.token_ids)
+            out.append(
+                Completion(
+                    sample_id=sample_id,
+                    text=sample.text,
+                    token_ids=token_ids,
+                    logprobs=_sampled_logprobs(sample.logprobs, token_ids, sample_id),
+                    finish_reason=_finish_reason(sample.finish_reason, sample_id),
+                    policy_version=version,
+                    prompt_token_ids=prompt_ids,
+                )
+            )
+    return out
+
+
+def _sampled_logprobs(per_token: Sequence[Mapping[int, Any]] | None, token_ids: tuple[int, ...],
+                      sample_id: str) -> tuple[float, ...]:
+    if per_token is None:
+        raise ValueError(f"vLLM output for {sample_id} has no logprobs; SamplingParams needs logprobs=0")
+    if len(per_token) != len(token_ids):
+        raise ValueError(
+            f"vLLM output for {sample_id} has {len(per_token)} logprob entries for {len(token_ids)} tokens"
+        )
+    values = []
+    for position, (entry, token) in enumerate(zip(per_token, token_ids, strict=True)):
+        if token not in entry:
+            raise ValueError(f"vLLM output for {sample_id}: no logprob of sampled token {token} at position {position}")
+        values.append(float(entry[token].logprob))
+    return tuple(values)
+
+
+def _finish_reason(reason: str | None, sample_id: str) -> str:
+    if reason not in _FINISH_REASONS:
+        raise ValueError(f"vLLM sample of {sample_id} ended with finish_reason {reason!r}, expected stop or length")
+    return _FINISH_REASONS[reason]
+
+
+class VLLMEngine(RolloutEngine):
+    """Rollouts with `vllm.LLM` on one GPU (or `tensor_parallel_size` GPUs), LoRA adapters swapped per version.
+
+    Behaviour logprobs are the raw model's (vLLM's default `logprobs_mode`, "raw_logprobs": before
+    temperature and top-k/top-p), the same as HFEngine's, so the learner compares like with like.
+    The LoRA keyword arguments match HFEngine's; `lora_dropout` and `lora_target_modules` are
+    accepted for that reason and read from the adapter tensors instead.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        rollout_config: RolloutConfig,
+        *,
+        lora_rank: int = 16,
+        lora_alpha: float = 32.0,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | str | None = None,
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int | None = None,
+        enable_prefix_caching: bool | None = None,
+        tensor_parallel_size: int = 1,
+        enable_sleep_mode: bool = False,
+        use_chat_template: bool = True,
+        adapter_root: str | Path | None = None,
+        initial_version: int = 0,
+        llm_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        from vllm import LLM  # lazy: GPU-only dependency
+
+        cfg = rollout_config
+        self.config = cfg
+        self.model_path = str(model_path)
+        self.lora_rank, self.lora_alpha = lora_rank, lora_alpha
+        self.use_chat_template = use_chat_template
+        # Until RolloutConfig has vLLM fields, they may also come from it by these names.
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = getattr(cfg, "gpu_memory_utilization", 0.85)
+        if max_model_len is None:
+            max_model_len = getattr(cfg, "max_model_len", None)
+        if enable_prefix_caching is None:
+            enable_prefix_caching = getattr(cfg, "enable_prefix_caching", True)
+        kwargs: dict[str, Any] = {
+            "model": self.model_path,
+            "enable_lora": True,
+            "max_lora_rank": vllm_max_lora_rank(lora_rank),
+            "max_loras": 1,  # one policy version generates at a time
+            "max_cpu_loras": 2,  # the new adapter is added before the old one is removed
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "max_model_len": max_model_len,
+            "enable_prefix_caching": enable_prefix_caching,
+            "tensor_parallel_size": tensor_parallel_size,
+            "enable_sleep_mode": enable_sleep_mode,
+            "seed": cfg.seed,
+        }
+        if cfg.dtype != "auto":
+            kwargs["dtype"] = cfg.dtype
+        kwargs.update(llm_kwargs or {})
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.registry = LoraRegistry(adapter_root)
+        self._sleep_mode = enable_sleep_mode
+        self._version = initial_version
+        self._calls = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sample_ids: Sequence[str],
+        num_generations: int | None = None,
+        policy_version: int | None = None,
+    ) -> list[Completion]:
+        from vllm import SamplingParams
+
+        g = self.config.num_generations if num_generations is None else num_generations
+        check_generate_args(prompts, sample_ids, g, policy_version, self._version)
+        if not prompts:
+            return []
+        encoded = [
+            encode_prompt(self.tokenizer, p, use_chat_template=self.use_chat_template,
+                          max_prompt_tokens=self.config.max_prompt_tokens)
+            for p in prompts
+        ]
+        params = [
+            SamplingParams(**sampling_kwargs(self.config, g, call_seed(self.config.seed, self._calls, i)))
+            for i in range(len(prompts))
+        ]
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in encoded],
+            params,
+            lora_request=self._lora_request(),
+            use_tqdm=False,
+        )
+        self._calls += 1
+        return completions_from_vllm(outputs, sample_ids, self._version, g)
+
+    def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
+        """Write the adapter as `policy-v{version}`, load it as a new LoRARequest, remove the previous one."""
+        check_new_version(self._version, version)
+        current = self.registry.current
+        if current is not None and current.version == version:
+            log.debug("adapter version %d is already loaded", version)  # e.g. pushed again after a restart
+            self._version = version
+            return
+        from vllm.lora.request import LoRARequest
+
+        entry = self.registry.register(adapter_state, version, rank=self.lora_rank, alpha=self.lora_alpha,
+                                       base_model=self.model_path)
+        engine = self.llm.llm_engine
+        if not engine.add_lora(LoRARequest(**entry.request_args())):
+            raise RuntimeError(f"vLLM refused adapter {entry.lora_name} from {entry.path}")
+        for old in self.registry.to_remove:
+            engine.remove_lora(old.lora_int_id)
+            self.registry.release(old)
+        # Cached prefixes of the previous adapter are never hit again (LoRA ids salt the block
+        # hashes); dropping them frees KV blocks for the new version at once.
+        if hasattr(self.llm, "reset_prefix_cache"):
+            self.llm.reset_prefix_cache()
+        self._version = version
+
+    def sleep(self, level: int = 1) -> None:
+        """Colocated mode: free GPU memory while the learner runs (level 1: weights to CPU, KV cache dropped;
+        level 2: both dropped)."""
+        if not self._sleep_mode:
+            raise RuntimeError("sleep() needs VLLMEngine(enable_sleep_mode=True)")
+        self.llm.sleep(level=level)
+
+    def wake_up(self) -> None:
+        """Colocated mode: take the GPU memory back before generating."""
+        if not self._sleep_mode:
+            raise RuntimeError("wake_up() needs VLLMEngine(enable_sleep_mode=True)")
+        self.llm.wake_up()
+
+    def close(self) -> None:
+        """Delete the adapter directories."""
+        self.registry.close()
+
+    def _lora_request(self) -> Any:
+        entry = self.registry.current
+        if entry is None:
+            return None  # version 0 with no adapter pushed yet: the base model
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(**entry.request_args())
