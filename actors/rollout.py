@@ -50,8 +50,9 @@ class RolloutActor:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+        temperature: float | None = None,
     ) -> list[Completion]:
-        return self._engine.generate(prompts, sample_ids, num_generations, policy_version)
+        return self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
 
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> int:
         self._engine.update_weights(adapter_state, version)
@@ -77,9 +78,9 @@ class PendingRollout:
     """Completions of one `RolloutGroup.submit`; `result()` gathers them in prompt order."""
 
     def __init__(self, group: RolloutGroup, chunks: list[_Chunk], num_generations: int | None,
-                 policy_version: int | None) -> None:
+                 policy_version: int | None, temperature: float | None = None) -> None:
         self._group, self._chunks = group, chunks
-        self._g, self._version = num_generations, policy_version
+        self._g, self._version, self._temperature = num_generations, policy_version, temperature
 
     def refs(self) -> list[ray.ObjectRef]:
         """Object refs of the chunks, e.g. for `ray.wait`."""
@@ -88,7 +89,7 @@ class PendingRollout:
     def result(self) -> list[Completion]:
         out: list[Completion] = []
         for chunk in self._chunks:
-            out.extend(self._group._get_with_recovery(chunk, self._g, self._version))
+            out.extend(self._group._get_with_recovery(chunk, self._g, self._version, self._temperature))
         return out
 
 
@@ -129,6 +130,7 @@ class RolloutGroup:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+        temperature: float | None = None,
     ) -> PendingRollout:
         """Start generation on every actor without waiting; chunk sizes differ by at most one prompt."""
         if len(prompts) != len(sample_ids):
@@ -141,9 +143,9 @@ class RolloutGroup:
             if lo == hi:
                 continue
             p, s = list(prompts[lo:hi]), list(sample_ids[lo:hi])
-            ref = self.actors[i].generate.remote(p, s, num_generations, policy_version)
+            ref = self.actors[i].generate.remote(p, s, num_generations, policy_version, temperature)
             chunks.append(_Chunk(i, lo, p, s, ref))
-        return PendingRollout(self, chunks, num_generations, policy_version)
+        return PendingRollout(self, chunks, num_generations, policy_version, temperature)
 
     def generate(
         self,
@@ -151,9 +153,13 @@ class RolloutGroup:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+        temperature: float | None = None,
     ) -> list[Completion]:
-        """G completions per prompt, grouped in prompt order, whichever actor made them."""
-        return self.submit(prompts, sample_ids, num_generations, policy_version).result()
+        """G completions per prompt, grouped in prompt order, whichever actor made them.
+
+        `temperature` overrides the sampling temperature for this call only (0 = greedy evaluation).
+        """
+        return self.submit(prompts, sample_ids, num_generations, policy_version, temperature).result()
 
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor] | ray.ObjectRef, version: int) -> None:
         """Send one copy of the adapter to the object store and load it on every actor."""
@@ -190,7 +196,9 @@ class RolloutGroup:
                     raise
                 time.sleep(1.0)
 
-    def _get_with_recovery(self, chunk: _Chunk, g: int | None, version: int | None) -> list[Completion]:
+    def _get_with_recovery(
+        self, chunk: _Chunk, g: int | None, version: int | None, temperature: float | None = None
+    ) -> list[Completion]:
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:
@@ -210,4 +218,4 @@ class RolloutGroup:
                 if self._weights is not None:
                     actor.update_weights.remote(*self._weights)
                     expected = self._weights[1] if version is None else version  # never redo on old weights
-                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, expected)
+                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, expected, temperature)

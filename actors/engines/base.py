@@ -38,9 +38,11 @@ class RolloutEngine(abc.ABC):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+            temperature: float | None = None,
     ) -> list[Completion]:
         """G = `num_generations` (config default when None) completions per prompt, grouped in prompt order.
 
+        `temperature` overrides the config's sampling temperature for this call (0 = greedy, e.g. evaluation).
         When `policy_version` is given and differs from `version`, raise PolicyVersionMismatch
         instead of generating with weights the caller did not expect.
         """

@@ -90,8 +90,10 @@ class HFEngine(RolloutEngine):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+        temperature: float | None = None,
     ) -> list[Completion]:
         g = self.config.num_generations if num_generations is None else num_generations
+        gen_config = self._generation_config(temperature)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         encoded = [self._encode(p) for p in prompts]
         rows = [(sample_ids[i], ids) for i, ids in enumerate(encoded) for _ in range(g)]
@@ -101,7 +103,7 @@ class HFEngine(RolloutEngine):
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed((self.config.seed * 1_000_003 + self._calls) % (2**63))
             for start in range(0, len(rows), self.config.batch_size):
-                out.extend(self._generate_batch(rows[start : start + self.config.batch_size]))
+                out.extend(self._generate_batch(rows[start : start + self.config.batch_size], gen_config))
         self._calls += 1
         return out
 
@@ -138,10 +140,10 @@ class HFEngine(RolloutEngine):
             max_prompt_tokens=self.config.max_prompt_tokens,
         )
 
-    def _generation_config(self) -> GenerationConfig:
+    def _generation_config(self, temperature: float | None = None) -> GenerationConfig:
         # Built from our config alone, so a checkpoint's own defaults (repetition penalty, ...) never
         # change the sampling distribution behind our back.
-        cfg = self.config
+        cfg = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
         sample = cfg.temperature > 0
         return GenerationConfig(
             max_new_tokens=cfg.max_new_tokens,
@@ -156,7 +158,7 @@ class HFEngine(RolloutEngine):
             use_cache=True,
         )
 
-    def _generate_batch(self, rows: list[tuple[str, list[int]]]) -> list[Completion]:
+    def _generate_batch(self, rows: list[tuple[str, list[int]]], gen_config: GenerationConfig) -> list[Completion]:
         width = max(len(ids) for _, ids in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in rows], device=self.device)
@@ -164,7 +166,7 @@ class HFEngine(RolloutEngine):
         res = self.model.generate(
             input_ids=input_ids,
             attention_mask=mask,
-            generation_config=self._generation_config(),
+            generation_config=gen_config,
             stopping_criteria=StoppingCriteriaList([_StopOnText(self.tokenizer, self.config.stop, width)])
             if self.config.stop
             else None,

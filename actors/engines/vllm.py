@@ -196,9 +196,11 @@ class VLLMEngine(RolloutEngine):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
+        temperature: float | None = None,
     ) -> list[Completion]:
         from vllm import SamplingParams
 
+        cfg = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
         g = self.config.num_generations if num_generations is None else num_generations
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         if not prompts:
@@ -209,7 +211,7 @@ class VLLMEngine(RolloutEngine):
             for p in prompts
         ]
         params = [
-            SamplingParams(**sampling_kwargs(self.config, g, call_seed(self.config.seed, self._calls, i)))
+            SamplingParams(**sampling_kwargs(cfg, g, call_seed(self.config.seed, self._calls, i)))
             for i in range(len(prompts))
         ]
         outputs = self.llm.generate(

@@ -1,0 +1,136 @@
+"""Before the step loop: data for the run (built when missing), the tiny model (built and warm-started by SFT).
+
+The embedded default (`python -m learner.main`) needs neither a data set nor model weights from a hub:
+it generates compact-prompt problems for the five domains, builds a word-level tokenizer and a small
+causal LM from a transformers config, and warm-starts it on gold plans. The result is saved as a
+normal checkpoint directory, so the learner and rollout actors load it through the same
+`from_pretrained` path a real model takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from learner.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+def has_jsonl(data_root: str | Path) -> bool:
+    root = Path(data_root)
+    return root.is_dir() and any(root.glob("*.jsonl"))
+
+
+def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
+    """The data root of the run; a dataset is generated there when it holds no JSONL and the config allows it."""
+    root = Path(cfg.sampler.data_root)
+    if has_jsonl(root):
+        return root
+    if not cfg.data.build_if_missing:
+        raise FileNotFoundError(
+            f"{root}: no <domain>.jsonl files; build data with `python -m sampler.build_data --out {root}` "
+            "or set data.build_if_missing=true"
+        )
+    from sampler.datagen.builder import build_dataset
+
+    log.info("building %s-size %s-prompt data into %s (%d problems per domain)",
+             cfg.data.sizes, cfg.data.prompt_style, root, cfg.data.per_domain)
+    meta = build_dataset(
+        root,
+        domains=cfg.sampler.domains,
+        per_domain=cfg.data.per_domain,
+        sizes=cfg.data.sizes,
+        prompt_style=cfg.data.prompt_style,
+        constraints=cfg.data.constraints,
+        test_fraction=cfg.data.test_fraction,
+        seed=cfg.seed,
+        workers=cfg.data.workers,
+        progress=progress,
+    )
+    log.info("data built in %.1f s", float(meta.get("seconds", meta.get("wall_time_s", 0.0)) or 0.0))
+    return root
+
+
+def load_records(path: Path) -> list[dict]:
+    """Records of one JSONL file (already checked by the sampler or the builder)."""
+    with path.open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def training_records(data_root: Path, domains: list[str] | None) -> list[dict]:
+    files = sorted(data_root.glob("*.jsonl"))
+    out: list[dict] = []
+    for f in files:
+        if domains and f.stem not in domains:
+            continue
+        out.extend(r for r in load_records(f) if r.get("response"))
+    return out
+
+
+def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
+    """The model path the actors load: `learner.base_model`, or a tiny model built (and SFT'd) in the run dir."""
+    if cfg.learner.base_model != "tiny":
+        if cfg.sft.enabled:
+            return _sft_existing(cfg, data_root, run_dir)
+        return cfg.learner.base_model
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from learner.sft import run_sft
+    from learner.tiny import build_tiny_model, build_tiny_tokenizer
+
+    records = training_records(data_root, cfg.sampler.domains)
+    if not records:
+        raise ValueError(f"{data_root}: no records with a gold plan ('response') to build the tiny model's vocabulary")
+    texts = _vocabulary_texts(data_root)
+    tokenizer = build_tiny_tokenizer(texts)
+    tm = cfg.tiny_model
+    path = build_tiny_model(
+        tokenizer, run_dir / "tiny_model", arch=tm.arch, layers=tm.layers, hidden=tm.hidden, ffn=tm.ffn,
+        heads=tm.heads, seed=cfg.seed,
+    )
+    log.info("tiny model built at %s (vocabulary %d)", path, len(tokenizer))
+    if not cfg.sft.enabled:
+        return str(path)
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    metrics = run_sft(
+        model, tokenizer, records, steps=cfg.sft.steps, minutes=cfg.sft.minutes, lr=cfg.sft.learning_rate,
+        batch_size=cfg.sft.batch_size, seed=cfg.seed, progress=cfg.logging.progress_bar,
+    )
+    log.info("SFT: %d steps in %.0f s, loss %.3f -> %.3f", metrics.steps, metrics.seconds,
+             metrics.first_loss, metrics.final_loss)
+    out = run_dir / "sft_model"
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return str(out)
+
+
+def _vocabulary_texts(data_root: Path) -> list[str]:
+    """Every prompt and gold plan, train and test, so held-out problems have no unknown words."""
+    texts: list[str] = []
+    for f in sorted(data_root.glob("*.jsonl")) + sorted((data_root / "test").glob("*.jsonl")):
+        for r in load_records(f):
+            texts.append(r["prompt"])
+            if r.get("response"):
+                texts.append(r["response"])
+    return texts
+
+
+def _sft_existing(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
+    """SFT a user's model (full fine-tune of a small model, or before LoRA) and return the saved path."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from learner.sft import run_sft
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.learner.base_model)
+    model = AutoModelForCausalLM.from_pretrained(cfg.learner.base_model)
+    records = training_records(data_root, cfg.sampler.domains)
+    run_sft(model, tokenizer, records, steps=cfg.sft.steps, minutes=cfg.sft.minutes, lr=cfg.sft.learning_rate,
+            batch_size=cfg.sft.batch_size, seed=cfg.seed, progress=cfg.logging.progress_bar)
+    out = run_dir / "sft_model"
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return str(out)

@@ -1,0 +1,187 @@
+"""The GRPO step loop: sample -> rollout -> reward -> advantages -> learn -> weight sync -> observe -> log.
+
+The driver is the only place that knows this order (DESIGN.md "Roles and the step loop"). In async
+mode the rollout of step t+1 is submitted before step t is learned, so generation overlaps the
+update; it then runs on weights one version old (max_staleness 1) and the learner corrects with
+importance weights from the behaviour logprobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.learner import create_learner_actor
+from actors.reward import RewardPool
+from actors.rollout import RolloutGroup
+from actors.sampler import SamplerActor
+from learner.advantages import group_advantages
+from learner.checkpoint import latest_checkpoint
+from learner.config import RunConfig
+from learner.eval_core import evaluate
+from learner.run_dir import progress
+from learner.step_metrics import MetricsWriter, batch_metrics
+from learner.train_step import samples_from_completions
+from reward_service.debug_log import RewardDebugLog
+
+log = logging.getLogger("pddl_grpo.loop")
+
+
+class StepLoop:
+    """Owns the four roles of one run and drives `max_steps` learner optimizer steps."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
+        self.cfg, self.run_dir, self.model_path, self.data_root = cfg, run_dir, model_path, data_root
+        learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
+        self.sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
+        self.learner = create_learner_actor(learner_cfg, num_cpus=cfg.cluster.learner_num_cpus,
+                                            num_gpus=cfg.cluster.learner_num_gpus, num_training_steps=cfg.max_steps)
+        lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
+                    lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
+        self.rollout = RolloutGroup(model_path, cfg.rollout, lora)
+        self.pool = RewardPool(cfg.reward, str(data_root))
+        self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
+        self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
+        self.version = 0
+        self.start_step = 0
+        self._resume()
+        self._push_weights()
+
+    # -- setup -------------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        target = self.cfg.resume_from_checkpoint
+        if not target:
+            return
+        path = latest_checkpoint(self.run_dir) if target == "auto" else Path(target)
+        if path is None:
+            log.info("resume_from_checkpoint=auto: no checkpoint yet, starting at step 0")
+            return
+        extra = ray.get(self.learner.load.remote(str(path), str(self.run_dir)))
+        ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
+        self.start_step = int(extra["step"]) + 1
+        log.info("resumed from %s at step %d", path, self.start_step)
+
+    def _push_weights(self) -> float:
+        t = time.monotonic()
+        version, state = ray.get(self.learner.get_adapter_state.remote())
+        self.rollout.update_weights(state, version)
+        self.version = version
+        return time.monotonic() - t
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        cfg = self.cfg
+        steps = range(self.start_step, cfg.max_steps)
+        pending = None  # async: (step, batch, PendingRollout) submitted ahead
+        bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
+        for step in bar:
+            times: dict[str, float] = {}
+            t = time.monotonic()
+            if pending is not None and pending[0] == step:
+                _, batch, rollout = pending
+            else:
+                batch = ray.get(self.sampler.next_batch.remote(step))
+                rollout = self._submit(batch)
+            times["sample"] = time.monotonic() - t
+            t = time.monotonic()
+            completions = rollout.result()
+            times["rollout"] = time.monotonic() - t
+            pending = None
+            if cfg.mode == "async" and step + 1 < cfg.max_steps:
+                nxt = ray.get(self.sampler.next_batch.remote(step + 1))
+                pending = (step + 1, nxt, self._submit(nxt))
+            record = self._learn(step, batch, completions, times)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/step']:.1f}")
+            if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.max_steps:
+                self.save(step)
+        if pending is not None:  # never learned: drop it without counting
+            pending[2].result()
+
+    def _submit(self, batch: list[dict]):
+        prompts = [s["prompt"] for s in batch]
+        ids = [s["sample_id"] for s in batch]
+        return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations)
+
+    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float]) -> dict[str, Any]:
+        cfg, g = self.cfg, self.cfg.rollout.num_generations
+        samples = [s for s in batch for _ in range(g)]
+        t = time.monotonic()
+        scores = self.pool.score(completions, samples)
+        times["reward"] = time.monotonic() - t
+        rewards = [s.reward for s in scores]
+        adv = group_advantages(rewards, g, cfg.learner.scale_rewards, cfg.learner.advantage_epsilon)
+        keep = list(adv.valid)
+        if cfg.filter_zero_std_groups:
+            keep = [k and adv.group_has_signal[i // g] for i, k in enumerate(keep)]
+        train = samples_from_completions(completions, adv.advantages, keep)
+        t = time.monotonic()
+        learn_metrics = ray.get(self.learner.train_step.remote(train)) if train else {"skipped": 1.0}
+        times["learn"] = time.monotonic() - t
+        times["weight_sync"] = self._push_weights()
+        outcomes = [{"sample_id": s["sample_id"], "domain": s["domain"], "bucket": s.get("bucket"),
+                     "reward": sc.reward, "label": sc.label.value} for s, sc in zip(samples, scores, strict=True)]
+        self.sampler.observe.remote(step, outcomes)
+        self.debug.write_step(step, scores)
+        record: dict[str, Any] = {"step": step}
+        record.update(batch_metrics(samples, completions, rewards, [sc.label.value for sc in scores]))
+        record["frac_zero_std_groups"] = adv.frac_zero_std_groups
+        record.update({k if "/" in k else f"learner/{k}": v for k, v in learn_metrics.items()})
+        record.update(ray.get(self.sampler.metrics.remote()))
+        record["policy_version"] = self.version
+        record["policy_version_lag"] = self.version - 1 - min(c.policy_version for c in completions)
+        tokens = sum(len(c.token_ids) for c in completions)
+        record["rollout/tokens_per_second"] = tokens / times["rollout"] if times["rollout"] > 0 else 0.0
+        for key, value in times.items():
+            record[f"time/{key}"] = value
+        record["time/step"] = sum(times.values())
+        self.metrics.write(record)
+        if step % cfg.logging.logging_steps == 0:
+            self._write_samples(step, samples, completions, scores)
+        return record
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _write_samples(self, step: int, samples: list[dict], completions: list, scores: list) -> None:
+        path = self.run_dir / "samples" / f"step-{step:06d}.jsonl"
+        with path.open("w") as fh:
+            for s, c, sc in zip(samples, completions, scores, strict=True):
+                fh.write(json.dumps({"sample_id": s["sample_id"], "domain": s["domain"], "prompt": s["prompt"],
+                                     "completion": c.text, **sc.to_dict()}) + "\n")
+
+    def save(self, step: int) -> None:
+        state = ray.get(self.sampler.state_dict.remote())
+        ray.get(self.learner.save.remote(str(self.run_dir), step, {"sampler": state, "step": step},
+                                         self.cfg.save_total_limit))
+        log.info("checkpoint saved at step %d", step)
+
+    def write_json(self, name: str, payload: dict) -> None:
+        (self.run_dir / name).write_text(json.dumps(payload, indent=2))
+
+    def evaluate(self, samples: list[dict]) -> dict[str, Any]:
+        """Greedy held-out success with the weights the rollout actors hold now."""
+        def generate(prompts, ids, k):
+            return self.rollout.generate(prompts, ids, k, temperature=0.0)
+
+        return evaluate(generate, self.pool.score, samples, k=1)
+
+    def shutdown(self) -> None:
+        self.debug.close()
+        self.pool.shutdown()
+        self.rollout.shutdown()
+
+
+def _wandb_run(cfg: RunConfig, run_dir: Path):
+    if not cfg.logging.wandb:
+        return None
+    import os
+
+    import wandb
+
+    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return wandb.init(project=cfg.logging.wandb_project, name=run_dir.name, dir=str(run_dir), mode=mode,
+                      config=cfg.model_dump(mode="json"))

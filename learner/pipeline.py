@@ -1,0 +1,126 @@
+"""Run setup and teardown around the step loop: run dir, data, model, Ray, the four roles, evaluation.
+
+Called by `python -m learner.main`; `learner.loop.StepLoop` is the step loop itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from learner.bootstrap import ensure_data, ensure_model
+from learner.config import RunConfig, dump_config, write_config
+from learner.eval_core import format_table, load_test_samples
+from learner.run_dir import create_run_dir, setup_logging
+
+log = logging.getLogger("pddl_grpo.pipeline")
+
+
+def smoke_config(cfg: RunConfig) -> RunConfig:
+    """The smallest settings of a config: 2 GRPO steps (2 SFT steps when it has SFT), a checkpoint, exit."""
+    update: dict[str, Any] = {"max_steps": 2, "save_steps": 2}
+    data = cfg.model_dump()
+    data.update(update)
+    data["sampler"]["max_steps"] = 2
+    data["rollout"]["num_generations"] = min(cfg.rollout.num_generations, 2)
+    data["rollout"]["max_new_tokens"] = min(cfg.rollout.max_new_tokens, 32)
+    data["data"]["per_domain"] = min(cfg.data.per_domain, 20)
+    if cfg.sft.enabled:
+        data["sft"]["steps"], data["sft"]["minutes"] = 2, None
+    data["eval"]["before_after"] = False
+    data["eval"]["eval_steps"] = None
+    return RunConfig.model_validate(data)
+
+
+def _init_ray(cfg: RunConfig) -> bool:
+    """Join `cluster.address` or $RAY_ADDRESS, else start a local Ray; returns True when the driver started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
+    env = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        return False
+    ray.init(
+        num_cpus=cfg.cluster.num_cpus,
+        include_dashboard=cfg.cluster.include_dashboard,
+        dashboard_host=cfg.cluster.dashboard_host,
+        runtime_env=env,
+        log_to_driver=True,
+    )
+    return True
+
+
+def run(cfg: RunConfig, smoke: bool = False) -> int:
+    """One training run end to end; returns the process exit code."""
+    if smoke:
+        cfg = smoke_config(cfg)
+    run_dir = resume_dir(cfg) or create_run_dir(cfg.runs_root, cfg.run_name, cfg.output_dir)
+    setup_logging(run_dir, cfg.logging.log_level)
+    if not (run_dir / "config.yaml").exists():
+        write_config(cfg, run_dir)
+    else:  # a resumed run keeps its first config; the resumed one is written beside it
+        (run_dir / "config.resumed.yaml").write_text(dump_config(cfg))
+    log.info("run directory %s", run_dir)
+    t0 = time.monotonic()
+    data_root = ensure_data(cfg, progress=cfg.logging.progress_bar)
+    started_ray = _init_ray(cfg)
+    if started_ray:  # actors of a local Ray get absolute paths; a joined cluster keeps the job's working_dir
+        cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update={"data_root": str(data_root.resolve())})})
+        data_root = data_root.resolve()
+    model_path = ensure_model(cfg, data_root, run_dir)
+    from learner.loop import StepLoop  # imports ray and the actors
+
+    loop = StepLoop(cfg, run_dir, model_path, data_root)
+    try:
+        before = None
+        test_samples = None
+        if cfg.eval.before_after and (data_root / "test").is_dir():
+            test_samples = load_test_samples(data_root, cfg.sampler.domains,
+                                             max_per_domain=cfg.eval.max_problems_per_domain)
+            before = loop.evaluate(test_samples)
+            log.info("held-out success before GRPO:\n%s", format_table(None, before))
+        loop.run()
+        if test_samples is not None:
+            after = loop.evaluate(test_samples)
+            table = format_table(before, after)
+            log.info("held-out greedy success, before -> after GRPO:\n%s", table)
+            print(table, flush=True)
+            loop.write_json("eval_before_after.json", {"before": before, "after": after})
+    finally:
+        loop.shutdown()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    log.info("run finished in %.0f s: %s", time.monotonic() - t0, run_dir)
+    print(f"run directory: {run_dir}", flush=True)
+    return 0
+
+
+def resume_dir(cfg: RunConfig) -> Path | None:
+    """The run directory a resumed run continues in: the checkpoint's run, or output_dir / the newest run."""
+    target = cfg.resume_from_checkpoint
+    if not target:
+        return None
+    if target != "auto":
+        ckpt = Path(target)
+        if not ckpt.is_dir():
+            raise FileNotFoundError(f"resume_from_checkpoint: {ckpt} is not a checkpoint directory")
+        return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    if cfg.output_dir is not None:
+        out = Path(cfg.output_dir)
+        return out if (out / "config.yaml").exists() else None
+    return latest_run(cfg.runs_root, cfg.run_name)
+
+
+def latest_run(runs_root: str | Path, run_name: str) -> Path | None:
+    """Newest run directory of a run name (for `resume_from_checkpoint: auto` across restarts)."""
+    root = Path(runs_root)
+    runs = sorted(p for p in root.glob(f"{run_name}-*") if (p / "config.yaml").exists())
+    return runs[-1] if runs else None
