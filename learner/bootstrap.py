@@ -49,7 +49,7 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
         workers=cfg.data.workers,
         progress=progress,
     )
-    log.info("data built in %.1f s", float(meta.get("seconds", meta.get("wall_time_s", 0.0)) or 0.0))
+    log.info("data built in %.1f s", float(meta.get("build_seconds") or 0.0))
     return root
 
 

@@ -17,10 +17,12 @@ from typing import Any
 import ray
 
 from actors.learner import create_learner_actor
+from actors.monitoring import RunMetrics
 from actors.reward import RewardPool
 from actors.rollout import RolloutGroup
 from actors.sampler import SamplerActor
 from learner.advantages import group_advantages
+from learner.alerts import CollapseDetector
 from learner.checkpoint import latest_checkpoint
 from learner.config import RunConfig
 from learner.eval_core import evaluate
@@ -47,6 +49,9 @@ class StepLoop:
         self.pool = RewardPool(cfg.reward, str(data_root))
         self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
         self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
+        self.live = RunMetrics(run_dir.name)
+        self.collapse = CollapseDetector(cfg.eval.collapse_margin)
+        self.eval_samples: list[dict] | None = None
         self.version = 0
         self.start_step = 0
         self._resume()
@@ -63,7 +68,10 @@ class StepLoop:
             return
         extra = ray.get(self.learner.load.remote(str(path), str(self.run_dir)))
         ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
+        if "collapse" in extra:
+            self.collapse.load_state_dict(extra["collapse"])
         self.start_step = int(extra["step"]) + 1
+        _truncate_metrics(self.run_dir / "metrics.jsonl", self.start_step)
         log.info("resumed from %s at step %d", path, self.start_step)
 
     def _push_weights(self) -> float:
@@ -98,6 +106,8 @@ class StepLoop:
             record = self._learn(step, batch, completions, times)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/step']:.1f}")
+            if cfg.eval.eval_steps and self.eval_samples and (step + 1) % cfg.eval.eval_steps == 0:
+                self._in_training_eval(step)
             if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.max_steps:
                 self.save(step)
         if pending is not None:  # never learned: drop it without counting
@@ -129,10 +139,11 @@ class StepLoop:
         self.sampler.observe.remote(step, outcomes)
         self.debug.write_step(step, scores)
         record: dict[str, Any] = {"step": step}
-        record.update(batch_metrics(samples, completions, rewards, [sc.label.value for sc in scores]))
+        record.update(batch_metrics(samples, completions, rewards, [sc.label.value for sc in scores], g))
         record["frac_zero_std_groups"] = adv.frac_zero_std_groups
         record.update({k if "/" in k else f"learner/{k}": v for k, v in learn_metrics.items()})
         record.update(ray.get(self.sampler.metrics.remote()))
+        record["batch/sample_ids"] = [s["sample_id"] for s in batch]
         record["policy_version"] = self.version
         record["policy_version_lag"] = self.version - 1 - min(c.policy_version for c in completions)
         tokens = sum(len(c.token_ids) for c in completions)
@@ -140,7 +151,9 @@ class StepLoop:
         for key, value in times.items():
             record[f"time/{key}"] = value
         record["time/step"] = sum(times.values())
+        record.setdefault("learner/kl", None)  # null: not computed (beta = 0 runs no reference pass)
         self.metrics.write(record)
+        self.live.update(record, [sc.latency_ms for sc in scores])
         if step % cfg.logging.logging_steps == 0:
             self._write_samples(step, samples, completions, scores)
         return record
@@ -155,8 +168,8 @@ class StepLoop:
 
     def save(self, step: int) -> None:
         state = ray.get(self.sampler.state_dict.remote())
-        ray.get(self.learner.save.remote(str(self.run_dir), step, {"sampler": state, "step": step},
-                                         self.cfg.save_total_limit))
+        extra = {"sampler": state, "step": step, "collapse": self.collapse.state_dict()}
+        ray.get(self.learner.save.remote(str(self.run_dir), step, extra, self.cfg.save_total_limit))
         log.info("checkpoint saved at step %d", step)
 
     def write_json(self, name: str, payload: dict) -> None:
@@ -169,10 +182,34 @@ class StepLoop:
 
         return evaluate(generate, self.pool.score, samples, k=1)
 
+    def _in_training_eval(self, step: int) -> None:
+        report = self.evaluate(self.eval_samples or [])
+        report["step"] = step
+        folder = self.run_dir / "eval"
+        folder.mkdir(exist_ok=True)
+        (folder / f"step-{step}.json").write_text(json.dumps(report, indent=2))
+        success = {d: r["success_rate"] for d, r in report["domains"].items()}
+        log.info("step %d held-out greedy success: %s", step, {d: round(v, 3) for d, v in success.items()})
+        for line in self.collapse.update(step, success):
+            log.warning("%s", line)
+            if self.metrics._wandb is not None:
+                import wandb
+
+                wandb.alert(title="pddl-grpo domain collapse", text=line)
+
     def shutdown(self) -> None:
         self.debug.close()
         self.pool.shutdown()
         self.rollout.shutdown()
+
+
+def _truncate_metrics(path: Path, start_step: int) -> None:
+    """Drop records of steps at or after `start_step` (written after the checkpoint, before a crash)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", -1) < start_step]
+    path.write_text("".join(line + "\n" for line in keep))
 
 
 def _wandb_run(cfg: RunConfig, run_dir: Path):

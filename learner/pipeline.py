@@ -80,13 +80,18 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     try:
         before = None
         test_samples = None
-        if cfg.eval.before_after and (data_root / "test").is_dir():
+        wants_eval = cfg.eval.before_after or cfg.eval.eval_steps
+        if wants_eval and (data_root / "test").is_dir():
             test_samples = load_test_samples(data_root, cfg.sampler.domains,
                                              max_per_domain=cfg.eval.max_problems_per_domain)
+            loop.eval_samples = test_samples
+        elif wants_eval:
+            log.warning("%s has no test/ split: held-out evaluation is skipped", data_root)
+        if test_samples is not None and cfg.eval.before_after:
             before = loop.evaluate(test_samples)
             log.info("held-out success before GRPO:\n%s", format_table(None, before))
         loop.run()
-        if test_samples is not None:
+        if test_samples is not None and cfg.eval.before_after:
             after = loop.evaluate(test_samples)
             table = format_table(before, after)
             log.info("held-out greedy success, before -> after GRPO:\n%s", table)

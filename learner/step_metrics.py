@@ -21,11 +21,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def batch_metrics(
-    samples: Sequence[dict], completions: Sequence[Completion], rewards: Sequence[float | None], labels: Sequence[str]
+    samples: Sequence[dict], completions: Sequence[Completion], rewards: Sequence[float | None], labels: Sequence[str],
+    group_size: int = 1,
 ) -> dict[str, Any]:
     """Reward mean/std overall, per domain and per bucket; label counts; domain counts; completion lengths.
 
-    `samples[i]` is the prompt of `completions[i]` (already repeated G times by the caller).
+    `samples[i]` is the prompt of `completions[i]` (already repeated G = `group_size` times by the caller).
     A None reward (validator error) is counted in `reward/none_count` and left out of every mean.
     """
     out: dict[str, Any] = {}
@@ -48,13 +49,10 @@ def batch_metrics(
     for domain, values in sorted(success_by_domain.items()):
         out[f"success/{domain}"] = sum(values) / len(values)
     out["labels"] = dict(sorted(Counter(labels).items()))
-    # each prompt appears G times in `samples`; count prompts once per sample_id
-    seen: dict[str, str] = {}
-    for sample in samples:
-        seen.setdefault(sample["sample_id"], sample["domain"])
-    out["batch/domain_counts"] = dict(sorted(Counter(seen.values()).items()))
-    buckets = {sid: s.get("bucket", "all") for s in samples for sid in [s["sample_id"]]}
-    out["batch/bucket_counts"] = dict(sorted(Counter(buckets.values()).items()))
+    # each prompt appears G times in a row in `samples`: count every G-th entry (a prompt may repeat in a batch)
+    prompts = samples[:: max(1, group_size)]
+    out["batch/domain_counts"] = dict(sorted(Counter(s["domain"] for s in prompts).items()))
+    out["batch/bucket_counts"] = dict(sorted(Counter(s.get("bucket", "all") for s in prompts).items()))
     lengths = [len(c.token_ids) for c in completions]
     out["completion/length_mean"] = sum(lengths) / max(1, len(lengths))
     out["completion/length_max"] = max(lengths, default=0)
