@@ -54,6 +54,7 @@ class StepLoop:
         self.eval_samples: list[dict] | None = None
         self.version = 0
         self.start_step = 0
+        self._last_end = time.monotonic()
         self._resume()
         self._push_weights()
 
@@ -87,6 +88,7 @@ class StepLoop:
         steps = range(self.start_step, cfg.max_steps)
         pending = None  # async: (step, batch, PendingRollout) submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
+        self._last_end = time.monotonic()
         for step in bar:
             times: dict[str, float] = {}
             t = time.monotonic()
@@ -105,7 +107,7 @@ class StepLoop:
                 pending = (step + 1, nxt, self._submit(nxt))
             record = self._learn(step, batch, completions, times)
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/step']:.1f}")
+                bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/wall']:.1f}")
             if cfg.eval.eval_steps and self.eval_samples and (step + 1) % cfg.eval.eval_steps == 0:
                 self._in_training_eval(step)
             if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.max_steps:
@@ -151,6 +153,9 @@ class StepLoop:
         for key, value in times.items():
             record[f"time/{key}"] = value
         record["time/step"] = sum(times.values())
+        now = time.monotonic()
+        record["time/wall"] = now - self._last_end  # wall clock since the previous step ended (async overlaps)
+        self._last_end = now
         record.setdefault("learner/kl", None)  # null: not computed (beta = 0 runs no reference pass)
         self.metrics.write(record)
         self.live.update(record, [sc.latency_ms for sc in scores])

@@ -43,10 +43,12 @@ def _init_ray(cfg: RunConfig) -> bool:
         return False
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
     env = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}}
-    if address:
+    if address and address != "local":
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return False
+    # address="local" always starts a new local Ray, never joins one another process left running
     ray.init(
+        address="local",
         num_cpus=cfg.cluster.num_cpus,
         include_dashboard=cfg.cluster.include_dashboard,
         dashboard_host=cfg.cluster.dashboard_host,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,11 +65,10 @@ def setup_logging(run_dir: str | Path | None = None, level: str = "INFO") -> log
     return logging.getLogger("pddl_grpo")
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """A tqdm bar on stderr when enabled and attached to a terminal-like stream; plain iteration otherwise."""
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterable[T]:
+    """A tqdm bar on stderr (its `set_postfix` shows live numbers) when enabled; the plain iterable otherwise."""
     if not enabled:
-        yield from iterable
-        return
+        return iterable
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, mininterval=1.0)
+    return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, mininterval=1.0)

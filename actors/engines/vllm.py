@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version
+from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version, encode_prompt
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
 from reward_service.result import Completion
@@ -44,27 +44,6 @@ def sampling_kwargs(config: RolloutConfig, num_generations: int, seed: int | Non
 def call_seed(base_seed: int, call: int, prompt_index: int) -> int:
     """Seed of one prompt in the n-th generate call: reproducible, and distinct for duplicate prompts."""
     return (base_seed * 1_000_003 + call * 65_537 + prompt_index) % (2**31 - 1)
-
-
-def encode_prompt(
-    tokenizer: Any, prompt: Prompt, *, use_chat_template: bool, max_prompt_tokens: int | None
-) -> list[int]:
-    """Token ids of one prompt: text goes through the tokenizer's chat template when it has one."""
-    if isinstance(prompt, str):
-        if use_chat_template and getattr(tokenizer, "chat_template", None):
-            ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):  # transformers 5 returns a BatchEncoding
-                ids = ids["input_ids"]
-        else:
-            ids = tokenizer(prompt).input_ids
-    else:
-        ids = prompt
-    ids = [int(t) for t in ids]
-    if not ids:
-        raise ValueError("empty prompt: a prompt needs at least one token")
-    return ids[-max_prompt_tokens:] if max_prompt_tokens is not None else ids  # the end holds the question
 
 
 def completions_from_vllm(

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from learner.learner_config import LearnerConfig
 from learner.train_step import TrainSample
@@ -19,33 +17,11 @@ SAMPLES = [TrainSample((2, 3, 4), (5, 6, 7, 1), 1.0, behaviour_logprobs=(-3.9, -
            TrainSample((2, 3), (8, 9, 1), -1.0)]
 
 
-def _tiny_model_dir(out: Path) -> Path:
-    words = ["<pad>", "<eos>"] + [f"w{i}" for i in range(46)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         pad_token_id=0, eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(out)
-    hf_tok.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def learner(cluster, tmp_path_factory):
+def learner(cluster, tiny_dir: Path):
     from actors.learner import create_learner_actor
 
-    path = _tiny_model_dir(tmp_path_factory.mktemp("tiny_actor"))
-    cfg = LearnerConfig(base_model=str(path), lora_rank=4, learning_rate=1e-2, use_gradient_checkpointing=False)
+    cfg = LearnerConfig(base_model=str(tiny_dir), lora_rank=4, learning_rate=1e-2, use_gradient_checkpointing=False)
     actor = create_learner_actor(cfg, num_cpus=1, num_training_steps=10)
     yield actor
     ray.kill(actor)

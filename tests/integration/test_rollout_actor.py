@@ -20,13 +20,6 @@ CONFIG = RolloutConfig(num_actors=2, num_generations=2, max_new_tokens=8, temper
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     tok = build_tiny_tokenizer(PROMPTS + ["(unstack a b)\n(putdown a)"])
     return build_tiny_model(tok, tmp_path_factory.mktemp("tiny"), layers=2, hidden=64, ffn=128, seed=5)

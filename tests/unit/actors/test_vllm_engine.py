@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from actors.engines.base import PolicyVersionMismatch
+from actors.engines.base import PolicyVersionMismatch, encode_prompt
 from actors.engines.config import RolloutConfig
-from actors.engines.vllm import call_seed, completions_from_vllm, encode_prompt, sampling_kwargs
+from actors.engines.vllm import call_seed, completions_from_vllm, sampling_kwargs
 from learner.tiny import build_tiny_tokenizer
 
 # --- stand-ins for vLLM's output objects (vLLM needs a GPU) -------------------------------------

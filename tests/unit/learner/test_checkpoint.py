@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from learner.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from learner.learner_config import LearnerConfig
@@ -20,32 +18,7 @@ from learner.train_step import GRPOTrainerCore, TrainSample
 SAMPLES = [TrainSample((2, 3, 4), (5, 6, 7, 1), 1.0), TrainSample((2, 3), (8, 9, 1), -1.0)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the suite shares 2 cores with other processes: spinning OpenMP threads would starve each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _tiny_model_dir(out: Path) -> Path:
-    words = ["<pad>", "<eos>"] + [f"w{i}" for i in range(46)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         pad_token_id=0, eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(out)
-    hf_tok.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_model_dir(tmp_path_factory.mktemp("tiny_ckpt"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _core(tiny_dir: Path, seed: int = 3407) -> GRPOTrainerCore:

@@ -6,40 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from learner.learner_config import LearnerConfig
 from learner.model import get_adapter_state, load_policy
 from learner.train_step import GRPOTrainerCore, TrainSample, collate, completion_logprobs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the suite shares 2 cores with other processes: spinning OpenMP threads would starve each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _tiny_model_dir(out: Path) -> Path:
-    words = ["<pad>", "<eos>"] + [f"w{i}" for i in range(46)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         pad_token_id=0, eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(out)
-    hf_tok.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_model_dir(tmp_path_factory.mktemp("tiny_step"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _core(tiny_dir: Path, steps: int = 10, **kw) -> GRPOTrainerCore:
