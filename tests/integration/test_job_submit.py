@@ -28,11 +28,15 @@ def _free_port() -> int:
 def ray_head(tmp_path: Path):
     """A Ray head started with `ray start --head --block` (token auth on), stopped by signalling that process."""
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    # the CLI talks to this head by its address only: no RAY_ADDRESS (tests set it to "local")
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "token"}
     dashboard = _free_port()
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", f"--port={_free_port()}", "--num-cpus=4",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
+         # own ports for the node's agents, so a Ray left running on this machine cannot block them
+         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+         f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
          "--disable-usage-stats"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -70,7 +74,11 @@ def test_ray_job_submit_runs_a_smoke_run(ray_head, tmp_path: Path) -> None:
         "python", "-m", "learner.main", "--smoke", f"output_dir={out}", f"sampler.data_root={data}",
         "logging.progress_bar=false", "cluster.learner_num_cpus=1", "rollout.num_cpus_per_actor=1",
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    for _ in range(20):  # the job API answers before the node's job agent is up
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode == 0 or "No available agent" not in proc.stdout + proc.stderr:
+            break
+        time.sleep(3)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in proc.stdout.lower()
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
