@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-from learner.config import load_config
-from learner.pipeline import run
-from sampler.datagen.builder import build_dataset
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the package `sampler`, not benchmarks/sampler.py beside this file
+
+from learner.config import load_config  # noqa: E402
+from learner.pipeline import run  # noqa: E402
+from sampler.datagen.builder import build_dataset  # noqa: E402
+
 PHASES = ("sample", "rollout", "reward", "learn", "weight_sync")
 
 
