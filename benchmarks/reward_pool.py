@@ -73,7 +73,7 @@ def main() -> None:
     in_process(completions, samples)  # warm caches and imports
     inproc = best_rate(in_process, completions, samples, args.repeats)
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     rates = {}
     for workers in (1, 2):
         cfg = config.model_copy(update={"num_workers": workers, "cpus_per_worker": 1.0})
