@@ -53,47 +53,38 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
     return root
 
 
-def load_records(path: Path) -> list[dict]:
-    """Records of one JSONL file (already checked by the sampler or the builder)."""
+def _read_jsonl(path: Path) -> list[dict]:
+    """Records of one JSONL file already checked by the builder (vocabulary of the tiny tokenizer only)."""
     with path.open() as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def training_records(data_root: Path, domains: list[str] | None) -> list[dict]:
-    files = sorted(data_root.glob("*.jsonl"))
-    out: list[dict] = []
-    for f in files:
-        if domains and f.stem not in domains:
-            continue
-        out.extend(r for r in load_records(f) if r.get("response"))
-    return out
-
-
 def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
     """The model path the actors load: `learner.base_model`, or a tiny model built (and SFT'd) in the run dir."""
-    if cfg.learner.base_model != "tiny":
-        if cfg.sft.enabled:
-            return _sft_existing(cfg, data_root, run_dir)
+    if cfg.learner.base_model != "tiny" and not cfg.sft.enabled:
         return cfg.learner.base_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if cfg.learner.base_model == "tiny":
+        from learner.tiny import build_tiny_model, build_tiny_tokenizer
+
+        tokenizer = build_tiny_tokenizer(_vocabulary_texts(data_root))
+        tm = cfg.tiny_model
+        path = build_tiny_model(
+            tokenizer, run_dir / "tiny_model", arch=tm.arch, layers=tm.layers, hidden=tm.hidden, ffn=tm.ffn,
+            heads=tm.heads, seed=cfg.seed,
+        )
+        log.info("tiny model built at %s (vocabulary %d)", path, len(tokenizer))
+        if not cfg.sft.enabled:
+            return str(path)
+    else:
+        path = cfg.learner.base_model
+        tokenizer = AutoTokenizer.from_pretrained(path)
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from learner.sft import run_sft
-    from learner.tiny import build_tiny_model, build_tiny_tokenizer
+    from learner.sft import load_sft_records, run_sft
 
-    records = training_records(data_root, cfg.sampler.domains)
-    if not records:
-        raise ValueError(f"{data_root}: no records with a gold plan ('response') to build the tiny model's vocabulary")
-    texts = _vocabulary_texts(data_root)
-    tokenizer = build_tiny_tokenizer(texts)
-    tm = cfg.tiny_model
-    path = build_tiny_model(
-        tokenizer, run_dir / "tiny_model", arch=tm.arch, layers=tm.layers, hidden=tm.hidden, ffn=tm.ffn,
-        heads=tm.heads, seed=cfg.seed,
-    )
-    log.info("tiny model built at %s (vocabulary %d)", path, len(tokenizer))
-    if not cfg.sft.enabled:
-        return str(path)
+    records = load_sft_records(data_root, cfg.sampler.domains)
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(str(path))
     metrics = run_sft(
@@ -112,25 +103,8 @@ def _vocabulary_texts(data_root: Path) -> list[str]:
     """Every prompt and gold plan, train and test, so held-out problems have no unknown words."""
     texts: list[str] = []
     for f in sorted(data_root.glob("*.jsonl")) + sorted((data_root / "test").glob("*.jsonl")):
-        for r in load_records(f):
+        for r in _read_jsonl(f):
             texts.append(r["prompt"])
             if r.get("response"):
                 texts.append(r["response"])
     return texts
-
-
-def _sft_existing(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
-    """SFT a user's model (full fine-tune of a small model, or before LoRA) and return the saved path."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from learner.sft import run_sft
-
-    tokenizer = AutoTokenizer.from_pretrained(cfg.learner.base_model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.learner.base_model)
-    records = training_records(data_root, cfg.sampler.domains)
-    run_sft(model, tokenizer, records, steps=cfg.sft.steps, minutes=cfg.sft.minutes, lr=cfg.sft.learning_rate,
-            batch_size=cfg.sft.batch_size, seed=cfg.seed, progress=cfg.logging.progress_bar)
-    out = run_dir / "sft_model"
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return str(out)

@@ -243,9 +243,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from exc
-    if isinstance(value, str) and _looks_like_float(value):
-        value = float(value)  # YAML 1.1 reads 5e-6 as a string
-    return key.split("."), value
+    return key.split("."), value  # "5e-6" stays a string here; config_from_dict reads it as a float
 
 
 def _looks_like_float(text: str) -> bool:
@@ -272,7 +270,7 @@ def _fix_yaml_floats(node: Any) -> Any:
     if isinstance(node, list):
         return [_fix_yaml_floats(v) for v in node]
     if isinstance(node, str) and _looks_like_float(node) and any(c in node.lower() for c in "e."):
-        return float(node)
+        return float(node)  # YAML 1.1 reads 5e-6 (no dot) as a string
     return node
 
 

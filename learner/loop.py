@@ -38,7 +38,7 @@ class StepLoop:
     """Owns the four roles of one run and drives `max_steps` learner optimizer steps."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
-        self.cfg, self.run_dir, self.model_path, self.data_root = cfg, run_dir, model_path, data_root
+        self.cfg, self.run_dir = cfg, run_dir
         learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
         self.sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
         self.learner = create_learner_actor(learner_cfg, num_cpus=cfg.cluster.learner_num_cpus,
@@ -77,8 +77,11 @@ class StepLoop:
 
     def _push_weights(self) -> float:
         t = time.monotonic()
-        version, state = ray.get(self.learner.get_adapter_state.remote())
-        self.rollout.update_weights(state, version)
+        # two object refs: the driver reads the version only; the tensors go from the object store to
+        # the rollout actors without being copied through this process
+        version_ref, state_ref = self.learner.get_adapter_state.options(num_returns=2).remote()
+        version = ray.get(version_ref)
+        self.rollout.update_weights(state_ref, version)
         self.version = version
         return time.monotonic() - t
 
@@ -86,7 +89,7 @@ class StepLoop:
     def run(self) -> None:
         cfg = self.cfg
         steps = range(self.start_step, cfg.max_steps)
-        pending = None  # async: (step, batch, PendingRollout) submitted ahead
+        pending = None  # async: (step, batch, PendingRollout) of the next step, submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
         for step in bar:
@@ -112,8 +115,6 @@ class StepLoop:
                 self._in_training_eval(step)
             if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.max_steps:
                 self.save(step)
-        if pending is not None:  # never learned: drop it without counting
-            pending[2].result()
 
     def _submit(self, batch: list[dict]):
         prompts = [s["prompt"] for s in batch]
