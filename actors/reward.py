@@ -27,7 +27,7 @@ import ray
 
 from reward_service.config import RewardConfig
 from reward_service.result import Completion, Label, Validator
-from reward_service.scoring import RewardScorer, Score
+from reward_service.scoring import RewardScorer, Score, sample_domain
 
 log = logging.getLogger(__name__)
 _LATENCY_WINDOW = 20_000  # latencies kept for p50/p99 (plans)
@@ -210,8 +210,8 @@ class RewardPool:
         try:
             while pending or inflight:
                 with self._lock:
-                    self._apply_size(busy={w.slot for w, _, _ in inflight.values()})
                     busy = {w.slot for w, _, _ in inflight.values()}
+                    self._apply_size(busy=busy)
                     idle = [w for w in self._workers.values() if not w.retiring and w.slot not in busy]
                 for worker in idle:
                     if not pending:
@@ -294,7 +294,7 @@ class RewardPool:
                 label=Label.VALIDATOR_ERROR,
                 validator=self.config.validator,
                 sample_id=completions[i].sample_id,
-                domain=str(sample.get("domain") or sample.get("meta", {}).get("scenario") or ""),
+                domain=sample_domain(sample),
                 error=f"{reason} ({chunk.attempts} tries)",
                 timed_out=hung,
             )

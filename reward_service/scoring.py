@@ -109,6 +109,11 @@ def resolve_data_path(data_root: str | Path, relative: str | Path, what: str) ->
     return path
 
 
+def sample_domain(sample: Mapping[str, Any]) -> str:
+    """The domain name a Score carries: the sample's `domain`, else `meta.scenario`, else ""."""
+    return str(sample.get("domain") or sample.get("meta", {}).get("scenario") or "")
+
+
 @dataclass
 class ScorerStats:
     """Running counters of one RewardScorer."""
@@ -157,13 +162,23 @@ class RewardScorer:
         by_id = {str(s["sample_id"]): s for s in samples}
         scores: list[Score | None] = [None] * len(completions)
         groups: dict[tuple[Path, Path], list[tuple[int, Extraction, Score]]] = {}
+        # A GRPO group shares one sample: resolve its files and reference length once per sample_id, not per plan.
+        resolved: dict[str, tuple[Path, Path, str, int | None]] = {}
         for i, completion in enumerate(completions):
             sample = by_id.get(completion.sample_id)
             if sample is None:
                 raise ValueError(f"no sample with sample_id {completion.sample_id!r} for completion {i}")
-            meta = sample["meta"]
-            domain_path = resolve_data_path(self.data_root, meta["domain_file"], "domain_file")
-            problem_path = resolve_data_path(self.data_root, meta["problem_file"], "problem_file")
+            if completion.sample_id not in resolved:
+                meta = sample["meta"]
+                domain_file = resolve_data_path(self.data_root, meta["domain_file"], "domain_file")
+                problem = resolve_data_path(self.data_root, meta["problem_file"], "problem_file")
+                resolved[completion.sample_id] = (
+                    domain_file,
+                    problem,
+                    sample_domain(sample),
+                    reference_length(meta, self.data_root, problem),
+                )
+            domain_path, problem_path, domain, reference = resolved[completion.sample_id]
             t0 = time.perf_counter()
             extraction = self.extractor.extract(completion.text)
             base = Score(
@@ -172,8 +187,8 @@ class RewardScorer:
                 plan=extraction.plan.to_text(),
                 plan_length=len(extraction.plan),
                 sample_id=completion.sample_id,
-                domain=str(sample.get("domain") or meta.get("scenario") or ""),
-                reference_length=reference_length(meta, self.data_root, problem_path),
+                domain=domain,
+                reference_length=reference,
                 dropped_lines=extraction.dropped_lines,
                 trailing_text=extraction.trailing_text,
             )
