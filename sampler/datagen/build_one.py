@@ -39,6 +39,11 @@ class Built:
     families: tuple[str, ...]
     prompt: str
 
+    @property
+    def plan_text(self) -> str:
+        """The gold plan as written: one action per line (the record's response and the .soln file)."""
+        return "".join(f"{s}\n" for s in self.plan)
+
 
 def domain_text(domain: str, prompt_style: str) -> str:
     """The domain file as written: renamed for the symbolized style."""

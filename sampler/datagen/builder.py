@@ -89,7 +89,7 @@ def _record(b: Built, split: str, prompt_style: str) -> dict:
     folder = f"pddl/{b.domain}"
     return {
         "prompt": b.prompt,
-        "response": "".join(f"{s}\n" for s in b.plan),
+        "response": b.plan_text,
         "class_label": "success_plans",
         "meta": {
             "problem_file": f"{folder}/{b.name}.pddl",
@@ -123,7 +123,7 @@ def _write_domain(out: Path, domain: str, built: list[Built], test_idx: set[int]
     lines = {"train": [], "test": []}
     for i, b in enumerate(built):
         (folder / f"{b.name}.pddl").write_text(b.problem_text)
-        (folder / f"{b.name}.soln").write_text("".join(f"{s}\n" for s in b.plan))
+        (folder / f"{b.name}.soln").write_text(b.plan_text)
         split = "test" if i in test_idx else "train"
         lines[split].append(json.dumps(_record(b, split, prompt_style), ensure_ascii=False) + "\n")
     (out / "test").mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,11 @@ def _r(name: str, rename: Rename) -> str:
     return rename.get(name, name)
 
 
+def typed_var(var: str, type_name: str | None, rename: Rename) -> str:
+    """`?v - type` (type renamed), or the bare variable when untyped: parameter lists and forall heads."""
+    return var if type_name is None else f"{var} - {_r(type_name, rename)}"
+
+
 @dataclass(frozen=True)
 class Lit:
     """An atom whose arguments are objects or `?variables`."""
@@ -60,8 +65,7 @@ class Forall:
     body: Formula
 
     def to_pddl(self, rename: Rename = {}) -> str:  # noqa: B006
-        head = self.var if self.type is None else f"{self.var} - {_r(self.type, rename)}"
-        return f"(forall ({head}) {self.body.to_pddl(rename)})"
+        return f"(forall ({typed_var(self.var, self.type, rename)}) {self.body.to_pddl(rename)})"
 
 
 Formula = Lit | Not | And | Imply | Forall
@@ -110,8 +114,7 @@ class ForallConstraint:
         return "forall-" + self.body.family
 
     def to_pddl(self, rename: Rename = {}) -> str:  # noqa: B006
-        head = self.var if self.type is None else f"{self.var} - {_r(self.type, rename)}"
-        return f"(forall ({head}) {self.body.to_pddl(rename)})"
+        return f"(forall ({typed_var(self.var, self.type, rename)}) {self.body.to_pddl(rename)})"
 
 
 Constraint = Always | SometimeBefore | AtMostOnce | ForallConstraint
@@ -136,7 +139,8 @@ def substitute(f: Formula | Constraint, var: str, obj: str) -> Formula | Constra
     raise TypeError(f"not a formula or constraint: {f!r}")
 
 
-def _domain_of(type_name: str | None, objects: Objects) -> tuple[str, ...]:
+def objects_of(type_name: str | None, objects: Objects) -> tuple[str, ...]:
+    """Objects a variable of this type ranges over (all objects when untyped)."""
     return objects[type_name if type_name is not None else "object"]
 
 
@@ -158,7 +162,7 @@ def compile_formula(f: Formula, bits: Mapping[Atom, int], objects: Objects) -> S
         cond, then = compile_formula(f.cond, bits, objects), compile_formula(f.then, bits, objects)
         return lambda s: (not cond(s)) or then(s)
     if isinstance(f, Forall):
-        parts = [compile_formula(substitute(f.body, f.var, o), bits, objects) for o in _domain_of(f.type, objects)]
+        parts = [compile_formula(substitute(f.body, f.var, o), bits, objects) for o in objects_of(f.type, objects)]
         return lambda s: all(p(s) for p in parts)
     raise TypeError(f"not a formula: {f!r}")
 
@@ -192,7 +196,7 @@ def compile_constraints(cons: tuple[Constraint, ...], bits: Mapping[Atom, int], 
     out: list[Monitor] = []
     for c in cons:
         if isinstance(c, ForallConstraint):
-            subs = tuple(substitute(c.body, c.var, o) for o in _domain_of(c.type, objects))
+            subs = tuple(substitute(c.body, c.var, o) for o in objects_of(c.type, objects))
             out.extend(compile_constraints(subs, bits, objects))
         elif isinstance(c, Always):
             out.append(Monitor("always", compile_formula(c.arg, bits, objects)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from sampler.datagen.formula import Atom, Constraint, Lit, Rename
+from sampler.datagen.formula import Atom, Constraint, Lit, Rename, objects_of, typed_var
 
 Param = tuple[str, str | None]  # (?var, type or None when untyped)
 DOMAIN_KEY = ":domain"  # renaming key of the domain's own name (its own namespace: spanner is also a type)
@@ -24,7 +24,7 @@ class Schema:
     neq: tuple[tuple[str, str], ...] = ()
 
     def to_pddl(self, rename: Rename) -> str:
-        params = " ".join(v if t is None else f"{v} - {rename.get(t, t)}" for v, t in self.params)
+        params = " ".join(typed_var(v, t, rename) for v, t in self.params)
         pre = [p.to_pddl(rename) for p in self.pre]
         pre += [f"(not {p.to_pddl(rename)})" for p in self.pre_neg]
         pre += [f"(not (= {a} {b}))" for a, b in self.neq]
@@ -64,7 +64,7 @@ class DomainDef:
             lines.append(f"  (:types {types})")
         preds = []
         for p, params in self.predicates:
-            args = " ".join(v if t is None else f"{v} - {r(t)}" for v, t in params)
+            args = " ".join(typed_var(v, t, rename) for v, t in params)
             preds.append(f"({r(p)}{' ' + args if args else ''})")
         lines.append("  (:predicates " + " ".join(preds) + ")")
         lines += [s.to_pddl(rename) for s in self.schemas]
@@ -140,7 +140,7 @@ class Task:
         by_type = self.objects_by_type()
         out: list[GroundAction] = []
         for s in self.domain.schemas:
-            domains = [by_type[t if t is not None else "object"] for _, t in s.params]
+            domains = [objects_of(t, by_type) for _, t in s.params]
             for combo in itertools.product(*domains):
                 sub = dict(zip((v for v, _ in s.params), combo, strict=True))
                 if any(sub[a] == sub[b] for a, b in s.neq):

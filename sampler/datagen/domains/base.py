@@ -23,7 +23,7 @@ class DomainGenerator(ABC):
     name: str
     domain: DomainDef
     param_names: tuple[str, ...]  # in file-name order
-    name_pattern: re.Pattern[str]  # named groups = param names + "seed"
+    name_pattern: re.Pattern[str]  # named groups: param names + "seed" (others, e.g. "ops", are ignored)
     families: tuple[str, ...]  # safety-constraint families this domain emits
     compact_omit: frozenset[str] = frozenset()  # static predicates left out of compact prompts
 
@@ -37,9 +37,7 @@ class DomainGenerator(ABC):
         m = self.name_pattern.fullmatch(stem)
         if m is None:
             raise ValueError(f"{self.name}: problem name {stem!r} does not match {self.name_pattern.pattern}")
-        groups = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "ops"}
-        seed = groups.pop("seed")
-        return groups, seed
+        return {k: int(m[k]) for k in self.param_names}, int(m["seed"])
 
     @abstractmethod
     def check_params(self, params: Params) -> None:
