@@ -102,16 +102,19 @@ def _enable_checkpointing(model: PreTrainedModel) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def lora_config(config: LearnerConfig) -> LoraConfig:
-    """The PEFT LoraConfig of `config` (causal LM task)."""
+def make_lora_config(
+    rank: int, alpha: float, dropout: float, target_modules: list[str] | str | None
+) -> LoraConfig:
+    """The PEFT LoraConfig (causal LM task, no bias) shared by the learner and the HF rollout engine."""
     return LoraConfig(
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
-        bias="none",
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def lora_config(config: LearnerConfig) -> LoraConfig:
+    """The PEFT LoraConfig of `config` (causal LM task)."""
+    return make_lora_config(config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
 
 
 def load_policy(config: LearnerConfig) -> tuple[PeftModel, PreTrainedTokenizerBase]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from actors.engines.config import RolloutConfig
 from reward_service.result import Completion
 
 Prompt = str | Sequence[int]  # text, or token ids already templated and tokenized
@@ -38,7 +39,7 @@ class RolloutEngine(abc.ABC):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-            temperature: float | None = None,
+        temperature: float | None = None,
     ) -> list[Completion]:
         """G = `num_generations` (config default when None) completions per prompt, grouped in prompt order.
 
@@ -62,6 +63,15 @@ def check_generate_args(
         raise ValueError(f"num_generations must be >= 1, got {num_generations}")
     if policy_version is not None and policy_version != held:
         raise PolicyVersionMismatch(f"engine holds policy version {held}, asked to generate with {policy_version}")
+
+
+def call_config(
+    config: RolloutConfig, num_generations: int | None, temperature: float | None
+) -> tuple[int, RolloutConfig]:
+    """G and the sampling config of one generate call: the config's defaults unless the call overrides them."""
+    g = config.num_generations if num_generations is None else num_generations
+    cfg = config if temperature is None else config.model_copy(update={"temperature": temperature})
+    return g, cfg
 
 
 def check_new_version(current: int, version: int) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from peft import PeftModel, get_peft_model, set_peft_model_state_dict
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -16,11 +16,17 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version, encode_prompt
+from actors.engines.base import (
+    Prompt,
+    RolloutEngine,
+    call_config,
+    check_generate_args,
+    check_new_version,
+    encode_prompt,
+)
 from actors.engines.config import RolloutConfig
+from learner.model import make_lora_config, resolve_dtype
 from reward_service.result import Completion
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class HFEngine(RolloutEngine):
@@ -62,13 +68,7 @@ class HFEngine(RolloutEngine):
         elif tokenizer is None:
             raise ValueError("HFEngine needs a tokenizer when given a model object instead of a path")
         if lora_rank is not None and not isinstance(model, PeftModel):
-            lora = LoraConfig(
-                r=lora_rank,
-                lora_alpha=lora_alpha,
-                lora_dropout=lora_dropout,
-                target_modules=lora_target_modules,
-                task_type="CAUSAL_LM",
-            )
+            lora = make_lora_config(lora_rank, lora_alpha, lora_dropout, lora_target_modules)
             model = get_peft_model(model, lora)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -92,9 +92,9 @@ class HFEngine(RolloutEngine):
         policy_version: int | None = None,
         temperature: float | None = None,
     ) -> list[Completion]:
-        g = self.config.num_generations if num_generations is None else num_generations
-        gen_config = self._generation_config(temperature)
+        g, cfg = call_config(self.config, num_generations, temperature)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
+        gen_config = self._generation_config(cfg)
         encoded = [self._encode(p) for p in prompts]
         rows = [(sample_ids[i], ids) for i, ids in enumerate(encoded) for _ in range(g)]
         out: list[Completion] = []
@@ -130,9 +130,9 @@ class HFEngine(RolloutEngine):
     # -- internals -------------------------------------------------------------------------------
 
     def _dtype(self) -> torch.dtype:
-        if self.config.dtype == "auto":
+        if self.config.dtype == "auto":  # bf16 on any GPU, unlike resolve_dtype's fp16 fallback
             return torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        return _DTYPES[self.config.dtype]
+        return resolve_dtype(self.config.dtype)
 
     def _encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(
@@ -140,10 +140,9 @@ class HFEngine(RolloutEngine):
             max_prompt_tokens=self.config.max_prompt_tokens,
         )
 
-    def _generation_config(self, temperature: float | None = None) -> GenerationConfig:
+    def _generation_config(self, cfg: RolloutConfig) -> GenerationConfig:
         # Built from our config alone, so a checkpoint's own defaults (repetition penalty, ...) never
         # change the sampling distribution behind our back.
-        cfg = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
         sample = cfg.temperature > 0
         return GenerationConfig(
             max_new_tokens=cfg.max_new_tokens,

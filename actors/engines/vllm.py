@@ -17,7 +17,14 @@ from typing import Any
 
 import torch
 
-from actors.engines.base import Prompt, RolloutEngine, check_generate_args, check_new_version, encode_prompt
+from actors.engines.base import (
+    Prompt,
+    RolloutEngine,
+    call_config,
+    check_generate_args,
+    check_new_version,
+    encode_prompt,
+)
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
 from reward_service.result import Completion
@@ -179,8 +186,7 @@ class VLLMEngine(RolloutEngine):
     ) -> list[Completion]:
         from vllm import SamplingParams
 
-        cfg = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
-        g = self.config.num_generations if num_generations is None else num_generations
+        g, cfg = call_config(self.config, num_generations, temperature)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         if not prompts:
             return []
