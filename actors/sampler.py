@@ -34,6 +34,10 @@ class SamplerActor:
         """The balanced batch of learner step `step` (the same batch again if asked twice)."""
         return self._stream.batch(step)
 
+    def refill_batch(self, step: int, round_: int, domains: Sequence[str]) -> list[dict[str, Any]]:
+        """New problems of `domains` (one each) for refill round `round_` of step `step`."""
+        return self._stream.refill(step, round_, domains)
+
     def observe(self, step: int, outcomes: Sequence[Mapping[str, Any]]) -> None:
         """Scored completions of step `step`: dicts with sample_id, domain, bucket, reward, label."""
         self._stream.observe(outcomes)

@@ -131,6 +131,11 @@ class RunConfig(BaseModel):
     filter_zero_std_groups: bool = Field(
         False, description="Leave groups whose rewards are all equal out of the update (their share is logged)."
     )
+    max_refill_rounds: int = Field(
+        0, ge=0, le=8,
+        description="With filter_zero_std_groups: extra rollout rounds per step that replace filtered groups with "
+        "new problems of the same domains, so the update keeps up to batch_size groups with signal (rounds).",
+    )
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Curriculum sampler.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout actors and engines.")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward pool and dense reward.")
@@ -186,6 +191,9 @@ class RunConfig(BaseModel):
     def _check_cross_fields(self) -> RunConfig:
         if self.save_total_limit < 1:
             raise ValueError("save_total_limit must be at least 1")
+        if self.max_refill_rounds and not self.filter_zero_std_groups:
+            raise ValueError(f"max_refill_rounds={self.max_refill_rounds} refills filtered groups, so it needs "
+                             "filter_zero_std_groups=true")
         return self
 
 

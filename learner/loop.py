@@ -121,18 +121,52 @@ class StepLoop:
         ids = [s["sample_id"] for s in batch]
         return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations)
 
-    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float]) -> dict[str, Any]:
+    def _score(self, step: int, batch: list[dict], completions: list, times: dict[str, float]):
+        """Rewards and advantages of the step's groups, refilling filtered groups when configured.
+
+        Returns (samples, completions, scores, first, adv, keep, refill): the first five over every
+        group scored (the batch's groups, then the refill rounds'), `first` the advantages of the
+        batch alone (for frac_zero_std_groups), `refill` its counters. Advantages are computed once
+        over all groups, so scale_rewards="batch" sees the same batch the update does.
+        """
         cfg, g = self.cfg, self.cfg.rollout.num_generations
         samples = [s for s in batch for _ in range(g)]
         t = time.monotonic()
         scores = self.pool.score(completions, samples)
         times["reward"] = time.monotonic() - t
-        rewards = [s.reward for s in scores]
-        adv = group_advantages(rewards, g, cfg.learner.scale_rewards, cfg.learner.advantage_epsilon)
+        first = group_advantages([s.reward for s in scores], g, cfg.learner.scale_rewards,
+                                 cfg.learner.advantage_epsilon)
+        refill = {"refill/rounds": 0, "refill/groups": 0, "refill/groups_with_signal": 0}
+        missing = [s["domain"] for s, ok in zip(batch, first.group_has_signal, strict=True) if not ok]
+        for round_ in range(cfg.max_refill_rounds if cfg.filter_zero_std_groups else 0):
+            if not missing:
+                break
+            t = time.monotonic()
+            extra = ray.get(self.sampler.refill_batch.remote(step, round_, missing))
+            extra_completions = self._submit(extra).result()
+            times["refill"] = times.get("refill", 0.0) + time.monotonic() - t
+            extra_samples = [s for s in extra for _ in range(g)]
+            extra_scores = self.pool.score(extra_completions, extra_samples)
+            signal = group_advantages([s.reward for s in extra_scores], g, cfg.learner.scale_rewards,
+                                      cfg.learner.advantage_epsilon).group_has_signal
+            samples, scores = samples + extra_samples, scores + extra_scores
+            completions = completions + extra_completions
+            refill["refill/rounds"] += 1
+            refill["refill/groups"] += len(extra)
+            refill["refill/groups_with_signal"] += sum(signal)
+            missing = [s["domain"] for s, ok in zip(extra, signal, strict=True) if not ok]
+        adv = group_advantages([s.reward for s in scores], g, cfg.learner.scale_rewards, cfg.learner.advantage_epsilon)
         keep = list(adv.valid)
         if cfg.filter_zero_std_groups:
             keep = [k and adv.group_has_signal[i // g] for i, k in enumerate(keep)]
+        return samples, completions, scores, first, adv, keep, refill
+
+    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float]) -> dict[str, Any]:
+        cfg, g = self.cfg, self.cfg.rollout.num_generations
+        samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, times)
+        rewards = [s.reward for s in scores]
         train = samples_from_completions(completions, adv.advantages, keep)
+        learned_from = self.version  # the policy version this update starts from
         t = time.monotonic()
         learn_metrics = ray.get(self.learner.train_step.remote(train)) if train else {"skipped": 1.0}
         times["learn"] = time.monotonic() - t
@@ -143,12 +177,17 @@ class StepLoop:
         self.debug.write_step(step, scores)
         record: dict[str, Any] = {"step": step}
         record.update(batch_metrics(samples, completions, rewards, [sc.label.value for sc in scores], g))
-        record["frac_zero_std_groups"] = adv.frac_zero_std_groups
+        record["frac_zero_std_groups"] = first.frac_zero_std_groups  # of the sampled batch, before any refill
+        record["groups_trained"] = sum(any(keep[i: i + g]) for i in range(0, len(keep), g))
+        if cfg.max_refill_rounds:
+            record.update(refill)
         record.update({k if "/" in k else f"learner/{k}": v for k, v in learn_metrics.items()})
         record.update(ray.get(self.sampler.metrics.remote()))
         record["batch/sample_ids"] = [s["sample_id"] for s in batch]
+        if cfg.max_refill_rounds:
+            record["batch/refill_sample_ids"] = [s["sample_id"] for s in samples[len(batch) * g:: g]]
         record["policy_version"] = self.version
-        record["policy_version_lag"] = self.version - 1 - min(c.policy_version for c in completions)
+        record["policy_version_lag"] = learned_from - min(c.policy_version for c in completions)
         tokens = sum(len(c.token_ids) for c in completions)
         record["rollout/tokens_per_second"] = tokens / times["rollout"] if times["rollout"] > 0 else 0.0
         for key, value in times.items():

@@ -125,12 +125,10 @@ class RewardDebugLog:
         self._file.write(summary.line() + "\n")
         self._file.flush()
         if summary.zero_std_groups:
-            log.warning(
-                "step %d: reward std = 0 in %d/%d groups (zero advantage)",
-                step,
-                len(summary.zero_std_groups),
-                summary.groups,
-            )
+            # on the console only when at least half the groups teach nothing; always in this file
+            level = logging.WARNING if 2 * len(summary.zero_std_groups) >= summary.groups else logging.DEBUG
+            log.log(level, "step %d: reward std = 0 in %d/%d groups (zero advantage)",
+                    step, len(summary.zero_std_groups), summary.groups)
         return summary
 
     def close(self) -> None:

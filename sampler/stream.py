@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,8 @@ class BalancedBatchStream:
                 if key not in self._pools:
                     self._pools[key] = table.pool(b)
         self._pos = {key: [0, 0] for key in self._pools}  # key -> [epoch, position]
+        # refills read their own permutations, so batch(step) never depends on training outcomes
+        self._refill_pos = {key: [0, 0] for key in self._pools}
         self._perm: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
         self._last_step = -1
         self._last_refs: list[tuple[str, int]] = []
@@ -66,20 +68,21 @@ class BalancedBatchStream:
         return cls(load_records(cfg), cfg)
 
     # ---- drawing ------------------------------------------------------------------------
-    def _permutation(self, key: tuple[str, str], epoch: int) -> np.ndarray:
-        cached = self._perm.get(key)
+    def _permutation(self, key: tuple[str, str], epoch: int, cursor: int = 0) -> np.ndarray:
+        cached = self._perm.get((*key, cursor))
         if cached is None or cached[0] != epoch:
             d, b = key
             tag = [self.cfg.seed, self.domains.index(d), (*BUCKETS, _ALL).index(b), epoch]
-            cached = (epoch, np.random.default_rng(tag).permutation(self._pools[key]))
-            self._perm[key] = cached
+            cached = (epoch, np.random.default_rng(tag + ([cursor] if cursor else [])).permutation(self._pools[key]))
+            self._perm[(*key, cursor)] = cached
         return cached[1]
 
-    def _take(self, domain: str, bucket: str, count: int) -> list[int]:
+    def _take(self, domain: str, bucket: str, count: int, cursor: int = 0) -> list[int]:
+        """`count` indices from the pool of (domain, bucket); cursor 0 serves batches, 1 serves refills."""
         key = (domain, _ALL if bucket in self.tables[domain].fallback else bucket)
-        state, taken = self._pos[key], []
+        state, taken = (self._pos if cursor == 0 else self._refill_pos)[key], []
         while len(taken) < count:
-            perm = self._permutation(key, state[0])
+            perm = self._permutation(key, state[0], cursor)
             chunk = perm[state[1]: state[1] + count - len(taken)]
             taken.extend(int(i) for i in chunk)
             state[1] += len(chunk)
@@ -112,6 +115,27 @@ class BalancedBatchStream:
         if step % self.cfg.logging_steps == 0:
             log.info("Step %d/%d: curriculum weights = %s", step, self.cfg.max_steps, _display(weights))
         return [self._sample(d, i) for d, i in refs]
+
+    def refill(self, step: int, round_: int, domains: Sequence[str]) -> list[dict[str, Any]]:
+        """One new problem per entry of `domains`, to replace groups of step `step` that had no reward signal.
+
+        Buckets follow the step's curriculum weights; the draw is seeded by (seed, step, round) and takes
+        from separate permutations of the same pools, so the batches of later steps are the same with or
+        without refills. The last batch served (what `batch(step)` returns again) is unchanged.
+        """
+        if step != self._last_step:
+            raise ValueError(f"refill of step {step}: the stream last served step {self._last_step}")
+        unknown = sorted(set(domains) - set(self.domains))
+        if unknown:
+            raise ValueError(f"refill: unknown domains {unknown}; the stream has {list(self.domains)}")
+        weights = self._last_weights  # the weights `batch(step)` drew with (adaptive weights move later)
+        rng = np.random.default_rng([self.cfg.seed, step, 2, round_])
+        out = []
+        for d, u in zip(domains, rng.random(len(domains)), strict=True):
+            cdf = np.cumsum([weights[d][b] for b in BUCKETS])
+            code = min(int((u >= cdf[:-1]).sum()), len(BUCKETS) - 1)
+            out.extend(self._sample(d, i) for i in self._take(d, BUCKETS[code], 1, cursor=1))
+        return out
 
     def _sample(self, domain: str, i: int) -> dict[str, Any]:
         idx = self.index.domains[domain]
@@ -168,6 +192,7 @@ class BalancedBatchStream:
             "batch_size": self.cfg.batch_size,
             "pools": self._fingerprint(),
             "positions": {f"{d}/{b}": list(v) for (d, b), v in self._pos.items()},
+            "refill_positions": {f"{d}/{b}": list(v) for (d, b), v in self._refill_pos.items()},
             "last_step": self._last_step,
             "last_refs": [[d, i] for d, i in self._last_refs],
             "last_weights": self._last_weights,
@@ -180,6 +205,9 @@ class BalancedBatchStream:
             if state[key] != value:
                 raise ValueError(f"sampler state does not fit this data/config: {key} was {state[key]}, is {value}")
         self._pos = {tuple(k.rsplit("/", 1)): list(v) for k, v in state["positions"].items()}  # type: ignore[misc]
+        refill = state.get("refill_positions") or {}  # absent in checkpoints written before refills
+        self._refill_pos = {key: [0, 0] for key in self._pools}
+        self._refill_pos.update({tuple(k.rsplit("/", 1)): list(v) for k, v in refill.items()})  # type: ignore[misc]
         self._last_step = int(state["last_step"])
         self._last_refs = [(d, int(i)) for d, i in state["last_refs"]]
         self._last_weights = {d: dict(w) for d, w in state["last_weights"].items()}

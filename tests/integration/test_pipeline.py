@@ -88,6 +88,26 @@ def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> 
     assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(4))
 
 
+def test_filtered_groups_are_refilled_with_problems_of_their_domains(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "refill"
+    cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", _overrides(
+        data_root, out, max_steps=2, filter_zero_std_groups="true", max_refill_rounds=2))
+    assert run(cfg) == 0
+    records = _records(out)
+    g, size = cfg.rollout.num_generations, cfg.sampler.batch_size
+    assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(2))  # unchanged
+    for record in records:
+        first_round = round(record["frac_zero_std_groups"] * size)
+        refilled = record["batch/refill_sample_ids"]
+        assert record["refill/groups"] == len(refilled)
+        assert (record["refill/rounds"] >= 1) == (first_round > 0)
+        assert record["refill/groups"] >= first_round
+        assert record["refill/rounds"] <= 2 and record["refill/groups"] <= 2 * first_round
+        # every scored completion is counted once: the batch's groups and the refills'
+        assert sum(record["labels"].values()) == (size + len(refilled)) * g
+        assert record["groups_trained"] == size - first_round + record["refill/groups_with_signal"] <= size
+
+
 def test_killed_rollout_actor_is_survived_without_double_counting(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "kill"
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml",

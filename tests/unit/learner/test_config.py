@@ -104,3 +104,13 @@ def test_print_config_exits_2_on_misspelled_key() -> None:
     )
     assert proc.returncode == 2
     assert "learner.lora_rnk" in proc.stderr
+
+
+def test_refill_needs_the_filter_and_is_capped() -> None:
+    with pytest.raises(ConfigError, match="max_refill_rounds=2 refills filtered groups, so it needs "
+                                          "filter_zero_std_groups=true"):
+        load_config(None, ["max_refill_rounds=2"])
+    with pytest.raises(ConfigError, match="max_refill_rounds"):
+        load_config(None, ["filter_zero_std_groups=true", "max_refill_rounds=9"])
+    cfg = load_config(None, ["filter_zero_std_groups=true", "max_refill_rounds=2"])
+    assert cfg.max_refill_rounds == 2

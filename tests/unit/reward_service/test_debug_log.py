@@ -68,3 +68,15 @@ def test_writer_appends_lines_then_summary(tmp_path: Path) -> None:
     assert len(lines) == 5
     assert lines[0].startswith("step=1\tsample_id=a:1") and "\tSUMMARY\t" in lines[2]
     assert "zero_std_groups=1" in lines[2] and "zero_std_groups=0" in lines[4]
+
+
+def test_console_warns_only_when_half_the_groups_have_no_signal(tmp_path: Path, caplog) -> None:
+    caplog.set_level("DEBUG", logger="reward_service.debug_log")
+    minority = [score("a:1", -1.0), score("a:1", -1.0), score("b:1", 0.0), score("b:1", 1.0, Label.SUCCESS),
+                score("c:1", 0.0), score("c:1", -0.3)]
+    majority = [score("a:1", -1.0), score("a:1", -1.0), score("b:1", 0.5), score("b:1", 0.5)]
+    with RewardDebugLog(tmp_path / "reward_debug.log") as debug:
+        debug.write_step(0, minority)
+        debug.write_step(1, majority)
+    levels = {r.getMessage().split(":")[0]: r.levelname for r in caplog.records if "reward std = 0" in r.getMessage()}
+    assert levels == {"step 0": "DEBUG", "step 1": "WARNING"}

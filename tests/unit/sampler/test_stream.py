@@ -164,3 +164,45 @@ def test_tied_domain_falls_back_and_stays_balanced(tmp_path, caplog):
     assert len(warnings) == 1 and warnings[0].startswith("Domain grippers:")
     for t in range(100):
         assert Counter(s["domain"] for s in stream.batch(t)) == {"ferry": 2, "grippers": 2}
+
+
+def test_refill_draws_the_asked_domains_without_changing_the_batch_stream(data_root):
+    plain, refilled = _stream(data_root), _stream(data_root)
+    asked = ["ferry", "ferry", "spanner"]
+    seen_refill: list[str] = []
+    for step in range(50):
+        batch = refilled.batch(step)
+        extra = refilled.refill(step, 0, asked)
+        assert [s["domain"] for s in extra] == asked
+        assert refilled.batch(step) == batch  # asking for the step again still gives its batch
+        seen_refill.extend(s["sample_id"] for s in extra)
+        assert [s["sample_id"] for s in plain.batch(step)] == [s["sample_id"] for s in batch]
+    # refills read each (domain, bucket) pool without replacement too: ferry's buckets hold 48/48/24
+    # problems, and 30 draws at weights 0.7/0.25/0.05 exhaust none of them, so they repeat none
+    ferry = [i for i in seen_refill if i.startswith("ferry:")]
+    assert len(ferry) == 100 and len(set(ferry[:30])) == 30
+
+
+def test_refill_is_deterministic_and_resumable(data_root):
+    a, b = _stream(data_root), _stream(data_root)
+    for stream in (a, b):
+        stream.batch(0)
+        stream.refill(0, 0, ["grippers"])
+    state = json.loads(json.dumps(a.state_dict()))
+    a.batch(1)
+    expected = [s["sample_id"] for s in a.refill(1, 1, ["grippers", "delivery"])]
+    resumed = _stream(data_root)
+    resumed.load_state_dict(state)
+    resumed.batch(1)
+    assert [s["sample_id"] for s in resumed.refill(1, 1, ["grippers", "delivery"])] == expected
+    b.batch(1)
+    assert [s["sample_id"] for s in b.refill(1, 1, ["grippers", "delivery"])] == expected
+
+
+def test_refill_errors_name_the_problem(data_root):
+    stream = _stream(data_root)
+    stream.batch(3)
+    with pytest.raises(ValueError, match="refill of step 2: the stream last served step 3"):
+        stream.refill(2, 0, ["ferry"])
+    with pytest.raises(ValueError, match=r"refill: unknown domains \['logistics'\]"):
+        stream.refill(3, 0, ["logistics"])
