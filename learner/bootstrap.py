@@ -89,7 +89,8 @@ def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
     model = AutoModelForCausalLM.from_pretrained(str(path))
     metrics = run_sft(
         model, tokenizer, records, steps=cfg.sft.steps, minutes=cfg.sft.minutes, lr=cfg.sft.learning_rate,
-        batch_size=cfg.sft.batch_size, seed=cfg.seed, progress=cfg.logging.progress_bar,
+        lr_schedule=cfg.sft.lr_schedule, batch_size=cfg.sft.batch_size, seed=cfg.seed,
+        progress=cfg.logging.progress_bar,
     )
     log.info("SFT: %d steps in %.0f s, loss %.3f -> %.3f", metrics.steps, metrics.seconds,
              metrics.first_loss, metrics.final_loss)

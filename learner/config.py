@@ -92,6 +92,9 @@ class SftConfig(BaseModel):
     steps: int | None = Field(None, ge=1, description="Step budget of the SFT stage; both budgets may be set (steps).")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate of SFT (1/step).")
     batch_size: int = Field(64, ge=1, description="Sequences per SFT step (sequences).")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="After a 10-step warmup: constant lr, or cosine decay to 0 over the budget (schedule)."
+    )
 
 
 class EvalConfig(BaseModel):

@@ -1,6 +1,7 @@
 """Supervised warm start on (prompt, gold plan) pairs, loss on plan tokens only.
 
 Run line: python -m learner.sft --model PATH|tiny --data-root DIR --out DIR [--minutes M] [--steps N] [--lr 1e-3]
+          [--lr-schedule cosine|constant]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
@@ -59,6 +61,16 @@ def _collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[
     return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
 
 
+def _lr_factor(step: int, warmup_steps: int, schedule: str, steps: int | None, minutes: float | None,
+               elapsed_s: float) -> float:
+    """Multiplier of the SFT lr at `step`: linear warmup, then 1 (constant) or a cosine to 0 over the budget."""
+    warm = min(1.0, (step + 1) / max(warmup_steps, 1))
+    if schedule == "constant":
+        return warm
+    done = max(step / steps if steps else 0.0, elapsed_s / (60 * minutes) if minutes else 0.0)
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+
+
 def run_sft(
     model: torch.nn.Module,
     tokenizer,
@@ -70,6 +82,7 @@ def run_sft(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     warmup_steps: int = 10,
+    lr_schedule: str = "constant",
     max_grad_norm: float = 1.0,
     max_length: int | None = None,
     seed: int = 0,
@@ -79,18 +92,20 @@ def run_sft(
     """Train `model` in place on records with `prompt` and `response` (the gold plan) until `steps` or `minutes`.
 
     Loss is the mean cross-entropy over plan tokens (and the EOS after them); prompt tokens are
-    masked. AdamW, linear warmup then constant lr, gradient clipping. Works on a plain HF model or a
+    masked. AdamW, linear warmup then a constant lr or a cosine decay to 0 over the budget (the
+    larger of the step and the time fraction used), gradient clipping. Works on a plain HF model or a
     PEFT-wrapped one. Deterministic batches for a seed.
     """
     if steps is None and minutes is None:
         raise ValueError("run_sft needs a budget: give steps, minutes or both")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     pairs = [encode_pair(tokenizer, r["prompt"], r["response"], max_length) for r in records]
     if not pairs:
         raise ValueError("run_sft got no records")
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(warmup_steps, 1)))
     rng = random.Random(seed)
     order: list[int] = []
     deadline = time.monotonic() + minutes * 60 if minutes is not None else None
@@ -106,13 +121,14 @@ def run_sft(
             rng.shuffle(fresh)
             order.extend(fresh)
         idx, order = order[:batch_size], order[batch_size:]
+        for group in opt.param_groups:
+            group["lr"] = lr * _lr_factor(step, warmup_steps, lr_schedule, steps, minutes, time.monotonic() - start)
         batch = {k: v.to(device) for k, v in _collate([pairs[i] for i in idx], tokenizer.pad_token_id).items()}
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         opt.step()
-        sched.step()
         step += 1
         tokens += int(batch["attention_mask"].sum())
         value = float(loss.detach())
@@ -181,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> SFTMetrics:
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default: until --minutes)")
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default 3 without --steps)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+                    help="after warmup: constant lr, or cosine decay to 0 over the budget")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=None, help="truncate prompt+plan to this many tokens")
     ap.add_argument("--seed", type=int, default=0)
@@ -203,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> SFTMetrics:
         tokenizer.pad_token = tokenizer.eos_token  # common for base checkpoints; padding is masked anyway
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 3.0
     metrics = run_sft(
-        model, tokenizer, records, steps=args.steps, minutes=minutes, lr=args.lr,
+        model, tokenizer, records, steps=args.steps, minutes=minutes, lr=args.lr, lr_schedule=args.lr_schedule,
         batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
     )
     out.mkdir(parents=True, exist_ok=True)

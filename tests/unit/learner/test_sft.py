@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -122,3 +123,16 @@ def test_cli_builds_trains_and_saves_a_loadable_model(tmp_path, one_thread) -> N
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert model.config.vocab_size == len(tok)
+
+
+def test_lr_factor_warms_up_then_holds_or_decays_to_zero() -> None:
+    from learner.sft import _lr_factor
+
+    assert _lr_factor(0, 10, "constant", 100, None, 0.0) == pytest.approx(0.1)
+    assert _lr_factor(50, 10, "constant", 100, None, 0.0) == 1.0
+    assert _lr_factor(50, 10, "cosine", 100, None, 0.0) == pytest.approx(0.5)
+    assert _lr_factor(99, 10, "cosine", 100, None, 0.0) < 0.01
+    # with a time budget the larger fraction used decides: 3 of 4 minutes gone at step 10 of 100
+    assert _lr_factor(10, 10, "cosine", 100, 4.0, 180.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)))
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine', got 'linear'"):
+        run_sft(None, None, [], steps=1, lr_schedule="linear")
