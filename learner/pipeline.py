@@ -76,6 +76,7 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
         cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update={"data_root": str(data_root.resolve())})})
         data_root = data_root.resolve()
     model_path = ensure_model(cfg, data_root, run_dir)
+    _write_prompt_lengths(cfg, run_dir, model_path, data_root)
     from learner.loop import StepLoop  # imports ray and the actors
 
     loop = StepLoop(cfg, run_dir, model_path, data_root)
@@ -108,6 +109,17 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     log.info("run finished in %.0f s: %s", time.monotonic() - t0, run_dir)
     print(f"run directory: {run_dir}", flush=True)
     return 0
+
+
+def _write_prompt_lengths(cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
+    """prompt_lengths.txt in the run directory; a tokenizer that cannot load here only costs the file."""
+    from learner.prompt_lengths import write_prompt_lengths
+
+    limits = [n for n in (cfg.rollout.max_prompt_tokens, cfg.learner.max_prompt_length) if n]
+    try:
+        write_prompt_lengths(run_dir, model_path, data_root, cfg.sampler.domains, min(limits) if limits else None)
+    except OSError as exc:  # e.g. a hub model the driver's node cannot download
+        log.warning("prompt_lengths.txt not written: %s", exc)
 
 
 def resume_dir(cfg: RunConfig) -> Path | None:

@@ -75,6 +75,8 @@ def test_sync_steps_write_every_metric_and_a_checkpoint(data_root: Path, tmp_pat
     assert (out / "checkpoints" / "step-2" / "adapter_model.safetensors").exists()
     assert (out / "reward_debug.log").read_text().count("SUMMARY") == 3
     assert (out / "config.yaml").exists() and (out / "run.log").exists()
+    lengths = (out / "prompt_lengths.txt").read_text().splitlines()
+    assert lengths[0] == "# prompt lengths in tokens (limit: 256)" and len(lengths) == 2 + 2 * 5  # train + test
 
 
 def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> None:
