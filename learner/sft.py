@@ -43,8 +43,14 @@ class SFTMetrics:
 
 
 def encode_pair(tokenizer, prompt: str, response: str, max_length: int | None = None) -> tuple[list[int], list[int]]:
-    """(input ids, labels): the prompt as generation sees it, then the plan and EOS; prompt labels are -100."""
-    prompt_ids = tokenizer(prompt).input_ids
+    """(input ids, labels): the prompt as generation sees it, then the plan and EOS; prompt labels are -100.
+
+    The prompt is encoded exactly as the rollout engines encode it (`encode_prompt`: through the
+    tokenizer's chat template when it has one), so SFT trains the policy on the inputs GRPO samples from.
+    """
+    from actors.engines.base import encode_prompt
+
+    prompt_ids = encode_prompt(tokenizer, prompt, use_chat_template=True, max_prompt_tokens=None)
     plan_ids = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     if max_length is not None and len(prompt_ids) + len(plan_ids) > max_length:
         keep = max(max_length - len(plan_ids), 1)

@@ -49,6 +49,19 @@ def test_encode_pair_masks_the_prompt_and_ends_with_eos(tiny) -> None:
     assert tok.decode(ids[n_prompt:-1]) == "(pickup a)"
 
 
+def test_encode_pair_encodes_the_prompt_as_the_engines_do(tiny) -> None:
+    from actors.engines.base import encode_prompt
+
+    _, tok = tiny
+    tok.chat_template = ("{% for m in messages %}Goal: {{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %} Plan:{% endif %}")
+    engine_ids = encode_prompt(tok, "on a b", use_chat_template=True, max_prompt_tokens=None)
+    ids, labels = encode_pair(tok, "on a b", "(pickup a)")
+    assert ids[: len(engine_ids)] == engine_ids and labels[: len(engine_ids)] == [-100] * len(engine_ids)
+    assert tok.decode(engine_ids).split()[0] == "Goal:" and engine_ids != tok("on a b").input_ids
+    assert tok.decode(ids[len(engine_ids):-1]) == "(pickup a)"
+
+
 def test_encode_pair_truncates_the_prompt_not_the_plan(tiny) -> None:
     _, tok = tiny
     ids, labels = encode_pair(tok, "Goal: on a b\nPlan:\n", "(pickup a)", max_length=7)
