@@ -1,23 +1,26 @@
 """Placement of the Ray roles: placement groups for the learner GPUs, the rollout engines and the reward workers.
 
-    placement = build_placement(cfg)                        # waits until every group is placed, or raises
-    learner = LearnerActor.options(scheduling_strategy=placement.learner_strategy(0),
-                                   num_gpus=placement.plan.learner_gpus_per_actor, ...)
-    rollout_i = RolloutActor.options(scheduling_strategy=placement.rollout_strategy(i),
-                                     num_gpus=placement.plan.rollout_gpus_per_actor, ...)
+    placement = build_run_placement(cfg)       # None for cluster.placement: none; else waits for the groups
+    learner = create_learner_actor(..., num_gpus=placement.plan.learner_gpus_per_actor,
+                                   scheduling_strategy=placement.learner_strategy(0))
+    rollout = RolloutGroup(..., scheduling_strategies=[placement.rollout_strategy(i) for i in range(R)],
+                           num_gpus_per_actor=placement.plan.rollout_gpus_per_actor)
 
-Disaggregated mode (default): the learner's GPUs form one STRICT_PACK group (one bundle per GPU, all
-on one node, so data-parallel all-reduce stays on the node); rollout engines get their own group,
-SPREAD over nodes or PACKed; reward workers get CPU bundles, pinned to nodes with a custom resource
-(`reward.worker_resource`, e.g. reward_node). Colocated mode: learner worker i and rollout engine i
-share GPU i (one bundle holds both; each asks for a fraction), for vLLM with sleep/wake.
+`cluster.placement` picks the mode. disaggregated: the learner's GPUs form one STRICT_PACK group (one
+bundle per GPU, all on one node, so data-parallel all-reduce stays on the node); rollout engines get
+their own group, SPREAD over nodes or PACKed (`cluster.rollout_strategy`). colocated: learner worker i
+and rollout engine i share GPU i (one bundle holds both; each asks for a fraction), for an engine
+that sleeps while the learner trains. The plan also has a reward group (CPU bundles carrying one unit
+of `reward.worker_resource`, e.g. reward_node) for the resource totals; a run does not reserve it
+(`build_run_placement`), its reward workers ask for the custom resource directly.
 
-The plan (`plan_placement`) is pure and used by learner.recipe_check; Ray is imported only by
-`build_placement`, so this module imports without a cluster.
+The plan (`plan_placement`) is pure and used by learner.recipe_check; Ray is imported only inside
+the functions that need it, so this module imports without a cluster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +34,7 @@ class PlacementError(RuntimeError):
 
 @dataclass(frozen=True)
 class PlacementOptions:
-    """Placement knobs; `placement_options(cfg)` reads them from cfg.cluster once ClusterConfig has them."""
+    """Placement knobs; `placement_options(cfg)` reads them from cfg.cluster."""
 
     mode: PlacementMode = "disaggregated"
     rollout_strategy: RolloutStrategy = "SPREAD"
@@ -53,18 +56,19 @@ class PlacementOptions:
             raise ValueError("learner_cpus_per_gpu and timeout_s must be > 0")
 
 
-_OPTION_FIELDS = {  # PlacementOptions field -> the ClusterConfig field it will be read from
-    "mode": "placement_mode",
-    "rollout_strategy": "rollout_placement",
+_OPTION_FIELDS = {  # PlacementOptions field -> the ClusterConfig field it is read from
+    "rollout_strategy": "rollout_strategy",
     "colocated_learner_gpu_fraction": "colocated_learner_gpu_fraction",
     "timeout_s": "placement_timeout_s",
 }
 
 
 def placement_options(cfg: Any) -> PlacementOptions:
-    """Options from cfg.cluster where it has them (`placement_mode`, `rollout_placement`, ...), else defaults."""
+    """Options from cfg.cluster (`placement`, `rollout_strategy`, ...). `placement: none` plans as disaggregated:
+    plain actor options ask the cluster for the same totals, which is what learner.recipe_check compares."""
     given = {opt: getattr(cfg.cluster, name) for opt, name in _OPTION_FIELDS.items() if hasattr(cfg.cluster, name)}
-    return PlacementOptions(**given)
+    mode = getattr(cfg.cluster, "placement", "disaggregated")
+    return PlacementOptions(mode="colocated" if mode == "colocated" else "disaggregated", **given)
 
 
 def learner_num_gpus(cfg: Any) -> float:
@@ -203,17 +207,19 @@ class Placement:
         )
 
 
-def build_placement(cfg: Any, options: PlacementOptions | None = None) -> Placement:
-    """Create and wait for every placement group of `cfg`; on timeout remove them and raise PlacementError."""
+def build_placement(cfg: Any, options: PlacementOptions | None = None,
+                    only: Collection[str] | None = None) -> Placement:
+    """Create and wait for the placement groups of `cfg` (those named in `only`, default all); on timeout
+    remove them and raise PlacementError."""
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
     opt = options or placement_options(cfg)
     plan = plan_placement(cfg, opt)
+    wanted = [g for g in plan.groups if g.bundles and (only is None or g.name in only)]
     groups = {
         g.name: placement_group(list(g.bundles), strategy=g.strategy, name=f"{opt.name_prefix}-{g.name}")
-        for g in plan.groups
-        if g.bundles  # reward.num_workers >= 1 and num_actors >= 1 always; kept for safety
+        for g in wanted
     }
     ready_refs = {g.ready(): name for name, g in groups.items()}
     done, pending = ray.wait(list(ready_refs), num_returns=len(ready_refs), timeout=opt.timeout_s)
@@ -228,8 +234,55 @@ def build_placement(cfg: Any, options: PlacementOptions | None = None) -> Placem
         skip = ("node:", "memory", "object_store", "accelerator_type")
         have = {k: v for k, v in sorted(ray.cluster_resources().items()) if not k.startswith(skip)}
         raise PlacementError(
-            f"placement groups not ready after {opt.timeout_s:g} s: {what}. The run needs {plan.totals()} in all, "
+            f"placement groups not ready after {opt.timeout_s:g} s: {what}. The run needs {_totals(wanted)} in all, "
             f"the cluster has {have}. Lower cluster.learner_num_gpus, rollout.num_actors, "
             f"rollout.num_gpus_per_actor or reward.num_workers, or add nodes (cluster.yaml max_workers)."
         )
     return Placement(plan, groups)
+
+
+def build_run_placement(cfg: Any) -> Placement | None:
+    """The learner and rollout groups of a training run, or None for `cluster.placement: none`.
+
+    Reward workers get no group: the pool restarts and resizes them, and a reserved bundle would hold
+    the CPUs and `reward.worker_resource` units they need; they ask for that custom resource directly.
+    """
+    if getattr(cfg.cluster, "placement", "none") == "none":
+        return None
+    return build_placement(cfg, only=("learner", "rollout", "colocated"))
+
+
+def learner_actor_options(cfg: Any, placement: Placement | None) -> dict[str, Any]:
+    """num_cpus, num_gpus and scheduling_strategy of the learner actor (`create_learner_actor` keywords)."""
+    if placement is None:
+        return {"num_cpus": cfg.cluster.learner_num_cpus, "num_gpus": cfg.cluster.learner_num_gpus}
+    return {"num_cpus": placement.plan.learner_cpus_per_actor, "num_gpus": placement.plan.learner_gpus_per_actor,
+            "scheduling_strategy": placement.learner_strategy(0)}
+
+
+def rollout_group_options(cfg: Any, placement: Placement | None) -> dict[str, Any]:
+    """Per-actor scheduling strategies and GPU share of the rollout actors (`RolloutGroup` keywords)."""
+    if placement is None:
+        return {}
+    return {"scheduling_strategies": [placement.rollout_strategy(i) for i in range(cfg.rollout.num_actors)],
+            "num_gpus_per_actor": placement.plan.rollout_gpus_per_actor}
+
+
+def placement_info() -> dict[str, Any]:
+    """Where the calling actor runs: its Ray GPU ids, placement group id (None outside one), node and pid."""
+    import os
+
+    import ray
+
+    ctx = ray.get_runtime_context()
+    pg = ctx.get_placement_group_id()
+    return {"gpu_ids": [str(i) for i in ray.get_gpu_ids()], "placement_group_id": pg,
+            "node_id": ctx.get_node_id(), "pid": os.getpid()}
+
+
+def _totals(groups: Sequence[GroupPlan]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for g in groups:
+        for key, value in g.totals().items():
+            out[key] = out.get(key, 0.0) + value
+    return out

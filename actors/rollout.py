@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from ray.exceptions import RayActorError
 
 from actors.engines.base import PolicyVersionMismatch, Prompt, RolloutEngine
 from actors.engines.config import RolloutConfig
+from actors.placement import placement_info
 from reward_service.result import Completion
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 # Idle OpenMP threads sleep instead of spinning: on a few shared cores, spinning threads of one
 # process stole the CPU from another (generation fell from 5.6k to 86 tokens/s).
 _ACTOR_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+_HISTORY = 512  # engine calls an actor remembers (RolloutActor.history)
 
 
 def build_engine(model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> RolloutEngine:
@@ -43,6 +46,7 @@ class RolloutActor:
     def __init__(self, model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> None:
         torch.set_num_threads(max(1, int(config.num_cpus_per_actor)))
         self._engine = build_engine(model_path, config, engine_kwargs)
+        self._history: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=_HISTORY)
 
     def generate(
         self,
@@ -52,17 +56,44 @@ class RolloutActor:
         policy_version: int | None = None,
         temperature: float | None = None,
     ) -> list[Completion]:
-        return self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
+        out = self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
+        self._note("generate")
+        return out
 
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> int:
         self._engine.update_weights(adapter_state, version)
+        self._note("update_weights")
         return self._engine.version
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory (colocated mode, while the learner trains)."""
+        self._engine.sleep()
+        self._note("sleep")
+
+    def wake_up(self) -> None:
+        self._engine.wake_up()
+        self._note("wake_up")
+
+    def sleeping(self) -> bool:
+        return self._engine.sleeping
 
     def version(self) -> int:
         return self._engine.version
 
+    def history(self) -> list[tuple[str, int, float]]:
+        """The last engine calls as (call, policy version after it, wall time s): the order of
+        generate / sleep / wake_up / update_weights, for debugging a colocated run."""
+        return list(self._history)
+
+    def placement_info(self) -> dict[str, Any]:
+        """GPU ids, placement group id, node and pid of this actor (actors.placement.placement_info)."""
+        return placement_info()
+
     def pid(self) -> int:
         return os.getpid()
+
+    def _note(self, call: str) -> None:
+        self._history.append((call, self._engine.version, time.time()))
 
 
 @dataclass
@@ -107,18 +138,27 @@ class RolloutGroup:
         engine_kwargs: Mapping[str, Any] | None = None,
         name_prefix: str = "rollout",
         restart_timeout_s: float = 300.0,
+        scheduling_strategies: Sequence[Any] | None = None,
+        num_gpus_per_actor: float | None = None,
     ) -> None:
+        """`scheduling_strategies[i]` places actor i (e.g. a bundle of actors.placement's groups); None = Ray's
+        default. `num_gpus_per_actor` overrides the config's (colocated: the engine's share of a GPU)."""
+        if scheduling_strategies is not None and len(scheduling_strategies) != config.num_actors:
+            raise ValueError(f"got {len(scheduling_strategies)} scheduling strategies for "
+                             f"{config.num_actors} rollout actors; give one per actor")
         self.config = config
         self.restart_timeout_s = restart_timeout_s  # how long a dead actor may take to come back (s)
         kwargs = dict(engine_kwargs or {})
+        gpus = config.num_gpus_per_actor if num_gpus_per_actor is None else num_gpus_per_actor
         self.actors = [
             RolloutActor.options(
                 name=f"{name_prefix}-{i}",
                 num_cpus=config.num_cpus_per_actor,
-                num_gpus=config.num_gpus_per_actor,
+                num_gpus=gpus,
                 max_restarts=config.max_restarts,
                 max_task_retries=0,  # a retried task would run on fresh weights; the group redoes it instead
                 runtime_env={"env_vars": dict(_ACTOR_ENV)},
+                scheduling_strategy=None if scheduling_strategies is None else scheduling_strategies[i],
             ).remote(str(model_path), config, kwargs)
             for i in range(config.num_actors)
         ]
@@ -175,10 +215,35 @@ class RolloutGroup:
     def versions(self) -> list[int]:
         return ray.get([a.version.remote() for a in self.actors])
 
+    def sleep(self) -> None:
+        """Put every engine to sleep (colocated mode: before the learner trains on the shared GPU)."""
+        self._wait_all([a.sleep.remote() for a in self.actors], "sleep")
+
+    def wake_up(self) -> None:
+        """Wake every engine (colocated mode: before the weight push)."""
+        self._wait_all([a.wake_up.remote() for a in self.actors], "wake_up")
+
+    def placement_info(self) -> list[dict[str, Any]]:
+        """`RolloutActor.placement_info()` of every actor, in actor order."""
+        return ray.get([a.placement_info.remote() for a in self.actors])
+
+    def history(self) -> list[list[tuple[str, int, float]]]:
+        """`RolloutActor.history()` of every actor, in actor order."""
+        return ray.get([a.history.remote() for a in self.actors])
+
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a, no_restart=True)
         self.actors = []
+
+    def _wait_all(self, refs: list[ray.ObjectRef], call: str) -> None:
+        for i, r in enumerate(refs):
+            try:
+                ray.get(r)
+            except RayActorError:
+                # A restarted engine starts awake with its start weights; the next weight push (with
+                # recovery) brings it back, so a lost sleep or wake costs memory, not correctness.
+                log.warning("rollout actor %d died during %s; it restarts awake", i, call)
 
     # -- recovery ----------------------------------------------------------------------------------
     # A task sent to an actor that Ray is restarting fails at once ("actor is restarting"), so

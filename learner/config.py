@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from actors.engines.config import RolloutConfig
-from learner.learner_config import LearnerConfig
+from learner.learner_config import LearnerConfig, data_parallel_ranks
 from reward_service.config import RewardConfig
 from sampler.config import SamplerConfig
 
@@ -42,6 +42,25 @@ class ClusterConfig(BaseModel):
     sampler_num_cpus: float = Field(0.0, ge=0, description="CPUs reserved for the sampler actor (cores).")
     learner_num_cpus: float = Field(1.0, gt=0, description="Ray CPUs of the learner actor; torch uses as many threads.")
     learner_num_gpus: float = Field(0.0, ge=0, description="GPUs of the learner actor; 0 on CPU machines (GPUs).")
+    placement: Literal["none", "disaggregated", "colocated"] = Field(
+        "none",
+        description="How the learner and rollout actors get their resources: none = plain num_cpus/num_gpus "
+                    "actor options; disaggregated = Ray placement groups, learner and engines on separate GPUs; "
+                    "colocated = the learner and one engine share one GPU, the engine sleeping while the "
+                    "learner trains (sync mode only) (mode).",
+    )
+    rollout_strategy: Literal["SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK"] = Field(
+        "SPREAD", description="Placement-group strategy of the rollout engines in disaggregated placement: "
+                              "SPREAD over nodes or PACK onto few (Ray strategy).",
+    )
+    colocated_learner_gpu_fraction: float = Field(
+        0.5, gt=0, lt=1, description="Colocated placement: the learner's Ray share of the shared GPU; the engine "
+                                     "gets the rest. A scheduling share, not a memory limit (fraction of a GPU).",
+    )
+    placement_timeout_s: float = Field(
+        300.0, gt=0, description="How long to wait for the placement groups before failing with what is missing; "
+                                 "autoscaling clusters need minutes to add nodes (s).",
+    )
 
 
 class LoggingConfig(BaseModel):
@@ -197,7 +216,39 @@ class RunConfig(BaseModel):
         if self.max_refill_rounds and not self.filter_zero_std_groups:
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} refills filtered groups, so it needs "
                              "filter_zero_std_groups=true")
+        problems = placement_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        data_parallel_ranks(self.learner.data_parallel_size, self.cluster.learner_num_gpus)  # data parallel: raises
         return self
+
+
+def placement_problems(cfg: RunConfig) -> list[str]:
+    """Combinations of cluster.placement with the other sections that cannot run, one message each."""
+    cl, ro = cfg.cluster, cfg.rollout
+    if cl.placement == "none":
+        return []
+    problems = []
+    if cl.placement != "colocated":
+        return problems  # disaggregated: every learner GPU rank gets its own bundle (LearnerGroup)
+    if cfg.mode == "async":
+        problems.append("cluster.placement: colocated needs mode: sync: in async mode the rollout of step t+1 "
+                        "runs while step t is learned, so the engine cannot sleep while the learner uses the "
+                        "shared GPU; use cluster.placement: disaggregated for async runs")
+    if cl.learner_num_gpus != 1:
+        problems.append(f"cluster.placement: colocated shares one GPU between the learner and a rollout engine: "
+                        f"cluster.learner_num_gpus must be 1, got {cl.learner_num_gpus:g}")
+    if ro.num_actors != 1:
+        problems.append(f"cluster.placement: colocated pairs the one learner GPU with one rollout engine: "
+                        f"rollout.num_actors must be 1, got {ro.num_actors} (use disaggregated for more engines)")
+    if ro.num_gpus_per_actor <= 0:
+        problems.append("cluster.placement: colocated puts the rollout engine on the learner's GPU, but "
+                        "rollout.num_gpus_per_actor is 0 (a CPU engine); set it to 1 (the engine then takes "
+                        "1 - cluster.colocated_learner_gpu_fraction of the GPU)")
+    if ro.engine == "vllm" and not ro.enable_sleep_mode:
+        problems.append("cluster.placement: colocated with rollout.engine: vllm needs rollout.enable_sleep_mode: "
+                        "true, so the engine can free the GPU memory while the learner trains")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +281,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if not e["loc"]:  # a cross-section rule: its message names the keys; the input is the whole tree
+            msg = e["msg"].removeprefix("Value error, ")
+        elif e["type"] == "extra_forbidden":
             hint = _closest(key, valid)
             msg = f"unknown key '{key}'"
             if hint:

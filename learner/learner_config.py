@@ -113,6 +113,13 @@ class LearnerConfig(BaseModel):
     )
     compute_entropy: bool = Field(True, description="Log the mean token entropy (one extra pass over the logits).")
 
+    # --- data parallel -----------------------------------------------------------------------
+    data_parallel_size: int | None = Field(
+        None, ge=1, description="Learner ranks that split each step's samples and all-reduce gradients; null = one "
+        "per learner GPU (cluster.learner_num_gpus when above 1), else 1. On CPU (learner_num_gpus 0) any N runs N "
+        "gloo ranks (ranks)."
+    )
+
     @model_validator(mode="after")
     def _check_cross_fields(self) -> LearnerConfig:
         if isinstance(self.lora_target_modules, list) and not self.lora_target_modules:
@@ -123,3 +130,25 @@ class LearnerConfig(BaseModel):
                 f"importance_sampling_cap ({self.importance_sampling_cap})"
             )
         return self
+
+
+def data_parallel_ranks(data_parallel_size: int | None, learner_num_gpus: float) -> int:
+    """Learner ranks for `learner.data_parallel_size` and `cluster.learner_num_gpus`; inconsistent pairs raise.
+
+    Above one GPU every rank holds one whole GPU (NCCL cannot put two ranks on one device); on CPU
+    (0 GPUs) any number of gloo ranks runs; a single GPU or a fraction of one holds one rank.
+    """
+    if learner_num_gpus > 1:
+        if not float(learner_num_gpus).is_integer():
+            raise ValueError(f"cluster.learner_num_gpus: learner GPUs above 1 must be a whole number (one per "
+                             f"data-parallel rank), got {learner_num_gpus:g}")
+        gpus = int(learner_num_gpus)
+        if data_parallel_size is not None and data_parallel_size != gpus:
+            raise ValueError(f"learner.data_parallel_size ({data_parallel_size}) must equal cluster.learner_num_gpus "
+                             f"({gpus}): one GPU per rank; leave it null to follow the GPUs")
+        return gpus
+    size = 1 if data_parallel_size is None else data_parallel_size
+    if learner_num_gpus > 0 and size > 1:
+        raise ValueError(f"learner.data_parallel_size ({size}) needs one GPU per rank: set cluster.learner_num_gpus "
+                         f"to {size} (it is {learner_num_gpus:g}), or to 0 for gloo ranks on CPU")
+    return size

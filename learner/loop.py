@@ -16,8 +16,9 @@ from typing import Any
 
 import ray
 
-from actors.learner import create_learner_actor
+from actors.learner_group import LearnerGroup
 from actors.monitoring import RunMetrics
+from actors.placement import Placement, rollout_group_options
 from actors.reward import RewardPool
 from actors.rollout import RolloutGroup
 from actors.sampler import SamplerActor
@@ -37,15 +38,16 @@ log = logging.getLogger("pddl_grpo.loop")
 class StepLoop:
     """Owns the four roles of one run and drives `max_steps` learner optimizer steps."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path,
+                 placement: Placement | None = None) -> None:
         self.cfg, self.run_dir = cfg, run_dir
+        self.colocated = placement is not None and placement.plan.mode == "colocated"  # engines sleep to learn
         learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
         self.sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
-        self.learner = create_learner_actor(learner_cfg, num_cpus=cfg.cluster.learner_num_cpus,
-                                            num_gpus=cfg.cluster.learner_num_gpus, num_training_steps=cfg.max_steps)
+        self.learner = LearnerGroup.from_run_config(cfg, learner_cfg, placement)  # data parallel: N ranks
         lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
                     lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
-        self.rollout = RolloutGroup(model_path, cfg.rollout, lora)
+        self.rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
         self.pool = RewardPool(cfg.reward, str(data_root))
         self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
         self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
@@ -67,7 +69,7 @@ class StepLoop:
         if path is None:
             log.info("resume_from_checkpoint=auto: no checkpoint yet, starting at step 0")
             return
-        extra = ray.get(self.learner.load.remote(str(path), str(self.run_dir)))
+        extra = self.learner.load(str(path), str(self.run_dir))
         ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
         if "collapse" in extra:
             self.collapse.load_state_dict(extra["collapse"])
@@ -79,7 +81,7 @@ class StepLoop:
         t = time.monotonic()
         # two object refs: the driver reads the version only; the tensors go from the object store to
         # the rollout actors without being copied through this process
-        version_ref, state_ref = self.learner.get_adapter_state.options(num_returns=2).remote()
+        version_ref, state_ref = self.learner.adapter_state_refs()
         version = ray.get(version_ref)
         self.rollout.update_weights(state_ref, version)
         self.version = version
@@ -165,11 +167,15 @@ class StepLoop:
         cfg, g = self.cfg, self.cfg.rollout.num_generations
         samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, times)
         rewards = [s.reward for s in scores]
-        train = samples_from_completions(completions, adv.advantages, keep)
+        train = samples_from_completions(completions, adv.advantages, keep, group_size=g)
         learned_from = self.version  # the policy version this update starts from
+        if self.colocated:  # the engine frees the shared GPU while the learner trains
+            times["sleep"] = _timed(self.rollout.sleep)
         t = time.monotonic()
-        learn_metrics = ray.get(self.learner.train_step.remote(train)) if train else {"skipped": 1.0}
+        learn_metrics = self.learner.train_step(train) if train else {"skipped": 1.0}
         times["learn"] = time.monotonic() - t
+        if self.colocated:
+            times["wake"] = _timed(self.rollout.wake_up)
         times["weight_sync"] = self._push_weights()
         outcomes = [{"sample_id": s["sample_id"], "domain": s["domain"], "bucket": s.get("bucket"),
                      "reward": sc.reward, "label": sc.label.value} for s, sc in zip(samples, scores, strict=True)]
@@ -214,7 +220,7 @@ class StepLoop:
     def save(self, step: int) -> None:
         state = ray.get(self.sampler.state_dict.remote())
         extra = {"sampler": state, "step": step, "collapse": self.collapse.state_dict()}
-        ray.get(self.learner.save.remote(str(self.run_dir), step, extra, self.cfg.save_total_limit))
+        self.learner.save(str(self.run_dir), step, extra, self.cfg.save_total_limit)
         log.info("checkpoint saved at step %d", step)
 
     def write_json(self, name: str, payload: dict) -> None:
@@ -246,6 +252,13 @@ class StepLoop:
         self.debug.close()
         self.pool.shutdown()
         self.rollout.shutdown()
+        self.learner.shutdown()  # leaves the data-parallel process group before the ranks die
+
+
+def _timed(call) -> float:
+    t = time.monotonic()
+    call()
+    return time.monotonic() - t
 
 
 def _truncate_metrics(path: Path, start_step: int) -> None:

@@ -77,9 +77,18 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
         data_root = data_root.resolve()
     model_path = ensure_model(cfg, data_root, run_dir)
     _write_prompt_lengths(cfg, run_dir, model_path, data_root)
+    from actors.placement import build_run_placement
     from learner.loop import StepLoop  # imports ray and the actors
 
-    loop = StepLoop(cfg, run_dir, model_path, data_root)
+    placement = build_run_placement(cfg)  # None for cluster.placement: none
+    if placement is not None:
+        log.info("placement %s: groups %s", placement.plan.mode, sorted(placement.groups))
+    try:
+        loop = StepLoop(cfg, run_dir, model_path, data_root, placement=placement)
+    except BaseException:
+        if placement is not None:
+            placement.remove()
+        raise
     try:
         before = None
         test_samples = None
@@ -102,6 +111,8 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
             loop.write_json("eval_before_after.json", {"before": before, "after": after})
     finally:
         loop.shutdown()
+        if placement is not None:
+            placement.remove()  # also kills the learner in it; a joined cluster gets its GPUs back at once
         if started_ray:
             import ray
 

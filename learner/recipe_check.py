@@ -68,7 +68,27 @@ def check_engine(cfg: RunConfig) -> list[str]:
     if ro.engine == "vllm" and ro.num_gpus_per_actor > 1 and not float(ro.num_gpus_per_actor).is_integer():
         problems.append(f"rollout.num_gpus_per_actor ({ro.num_gpus_per_actor}) above 1 must be a whole number "
                         "(tensor parallel over whole GPUs)")
-    return problems
+    need = cfg.learner.max_prompt_length + ro.max_new_tokens
+    if ro.engine == "vllm" and ro.max_model_len is not None and ro.max_model_len < need:
+        problems.append(f"rollout.max_model_len ({ro.max_model_len}) is below learner.max_prompt_length + "
+                        f"rollout.max_new_tokens ({need}): vLLM would reject the longest prompts")
+    return problems + check_colocated(cfg)
+
+
+def check_colocated(cfg: RunConfig) -> list[str]:
+    """Colocated vLLM: the learner's weights stay on the GPU while vLLM is awake, so vLLM must leave it room.
+
+    (The shapes colocated mode cannot run at all are config errors: learner.config.placement_problems.)
+    """
+    cl, ro = cfg.cluster, cfg.rollout
+    if cl.placement != "colocated" or ro.engine != "vllm":
+        return []
+    if ro.gpu_memory_utilization + cl.colocated_learner_gpu_fraction > 1 + _EPS:
+        return [f"rollout.gpu_memory_utilization ({ro.gpu_memory_utilization:g}) + "
+                f"cluster.colocated_learner_gpu_fraction ({cl.colocated_learner_gpu_fraction:g}) exceeds 1: awake, "
+                f"vLLM takes that share of the GPU's memory while the learner's model stays on the same GPU; "
+                f"lower rollout.gpu_memory_utilization to {1 - cl.colocated_learner_gpu_fraction:g} or less"]
+    return []
 
 
 def check_resources(cfg: RunConfig, cluster_resources: Mapping[str, float],

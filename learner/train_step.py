@@ -7,6 +7,10 @@ A step is one optimizer update over all its samples, split into micro-batches wh
 add up to the full-batch gradient (loss types grpo, dr_grpo, dapo; bnpo averages micro-batch
 means, as TRL does). The old policy is the current one (one update per batch, TRL's
 num_iterations=1); the behaviour logprobs of the rollout enter through importance weights.
+
+Data parallel (`set_gradient_sync`, learner/data_parallel.py): each rank holds a shard of the step;
+the step's sequence, token and micro-batch totals are summed over ranks before the loss, and the
+gradients after it, so every rank applies the single-learner update of the whole batch.
 """
 
 from __future__ import annotations
@@ -34,14 +38,21 @@ class TrainSample:
     behaviour_logprobs: tuple[float, ...] = ()  # empty: unknown, importance weight 1
     finish_reason: str = "stop"  # "stop" | "length"
     policy_version: int = 0
+    group: int | None = None  # GRPO group (prompt) index in the step; data-parallel shards keep a group whole
 
 
 def samples_from_completions(
-    completions: Sequence, advantages: Sequence[float], valid: Sequence[bool] | None = None
+    completions: Sequence, advantages: Sequence[float], valid: Sequence[bool] | None = None,
+    group_size: int | None = None,
 ) -> list[TrainSample]:
-    """TrainSamples from Completion objects (reward_service.result) and their advantages; `valid` False drops one."""
+    """TrainSamples from Completion objects (reward_service.result) and their advantages; `valid` False drops one.
+
+    With `group_size` G, completion i belongs to group i // G (the driver's layout: G per prompt).
+    """
     if len(completions) != len(advantages):
         raise ValueError(f"{len(completions)} completions but {len(advantages)} advantages")
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
     keep = valid if valid is not None else [True] * len(completions)
     return [
         TrainSample(
@@ -51,10 +62,12 @@ def samples_from_completions(
             behaviour_logprobs=tuple(c.logprobs),
             finish_reason=c.finish_reason,
             policy_version=c.policy_version,
+            group=None if group_size is None else i // group_size,
         )
-        for c, a, k in zip(completions, advantages, keep, strict=True)
+        for i, (c, a, k) in enumerate(zip(completions, advantages, keep, strict=True))
         if k
     ]
+
 
 
 @dataclass(frozen=True)
@@ -166,27 +179,42 @@ class GRPOTrainerCore:
             name, self.optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=num_training_steps
         )
         self.version = 0  # optimizer steps taken; the adapter version pushed to rollout actors
+        self.sync = None  # GradientSync of a data-parallel group; None: this core is the only learner
+
+    def set_gradient_sync(self, sync) -> None:
+        """Join a data-parallel group (learner/data_parallel.GradientSync): totals and gradients are summed."""
+        self.sync = sync
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def _micro_batches(self, n: int) -> list[range]:
+        if n == 0:
+            return []  # a data-parallel rank whose shard is empty still joins the all-reduces
         size = self.config.micro_batch_size or math.ceil(n / self.config.gradient_accumulation_steps)
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
     def accumulate_gradients(self, samples: Sequence[TrainSample]) -> dict[str, float]:
         """Zero the gradients and backpropagate the loss of `samples` micro-batch by micro-batch (no update).
 
-        Returns loss, token-mean metrics (kl, clip ratios, entropy, importance weights) and counts.
+        Returns loss, token-mean metrics (kl, clip ratios, entropy, importance weights) and counts, all of
+        this rank's samples; with a gradient sync the gradients left in the parameters are the whole step's.
         """
-        if not samples:
+        if not samples and self.sync is None:
             raise ValueError("a train step needs at least one sample")
         cfg = self.config
         self.model.train()
         masked = [cfg.mask_truncated_completions and s.finish_reason == "length" for s in samples]
         num_tokens = sum(len(s.completion_token_ids) for s, m in zip(samples, masked, strict=True) if not m)
         chunks = self._micro_batches(len(samples))
+        # the loss is normalised by the step's totals: over all ranks when data parallel
+        step_sequences, step_tokens, step_chunks = len(samples), num_tokens, len(chunks)
+        if self.sync is not None:
+            step_sequences, step_tokens, step_chunks = self.sync.sum_counts(
+                [step_sequences, step_tokens, step_chunks], self.device)
+            if step_sequences == 0:
+                raise ValueError("a train step needs at least one sample (every data-parallel shard is empty)")
         self.optimizer.zero_grad(set_to_none=True)
         total_loss, sums = 0.0, {}
         for chunk in chunks:
@@ -205,10 +233,10 @@ class GRPOTrainerCore:
             loss, m = grpo_loss(
                 logprobs, None, ref, mb.advantages, mb.completion_mask, cfg.loss_type, cfg.epsilon_low,
                 cfg.epsilon_high, cfg.beta, cfg.max_completion_length, weights, cfg.delta, cfg.kl_bias_correction,
-                num_sequences=len(samples), num_tokens=num_tokens,
+                num_sequences=step_sequences, num_tokens=step_tokens,
             )
             if cfg.loss_type == "bnpo":
-                loss = loss / len(chunks)  # TRL: micro-batch token means, averaged over accumulation
+                loss = loss / step_chunks  # TRL: micro-batch token means, averaged over accumulation (and ranks)
             loss.backward()
             total_loss += float(loss.detach())
             if entropy is not None:
@@ -221,10 +249,13 @@ class GRPOTrainerCore:
                     sums[k] = max(sums.get(k, v), v)
                 else:
                     sums[k] = sums.get(k, 0.0) + v * tokens
+        if self.sync is not None:
+            self.sync.all_reduce_gradients(self.params)
         denom = max(num_tokens, 1)
         metrics = {k: (v if k in ("is_weight/min", "is_weight/max") else v / denom) for k, v in sums.items()}
         metrics.update(loss=total_loss, tokens=float(num_tokens), num_sequences=float(len(samples)),
-                       num_micro_batches=float(len(chunks)), frac_masked_truncated=sum(masked) / len(samples))
+                       num_micro_batches=float(len(chunks)),
+                       frac_masked_truncated=sum(masked) / len(samples) if samples else 0.0)
         return metrics
 
     def step(self, samples: Sequence[TrainSample]) -> dict[str, float]:
@@ -238,14 +269,14 @@ class GRPOTrainerCore:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)  # a non-finite gradient is dropped, never applied
         self.scheduler.step()
-        lags = [self.version - s.policy_version for s in samples]
+        lags = [self.version - s.policy_version for s in samples] or [0]
         self.version += 1
         elapsed = time.perf_counter() - t0
         metrics.update(
             grad_norm=grad_norm,
             nonfinite_grad=0.0 if finite else 1.0,
             lr=lr,
-            advantage_abs_mean=sum(abs(s.advantage) for s in samples) / len(samples),
+            advantage_abs_mean=sum(abs(s.advantage) for s in samples) / len(samples) if samples else 0.0,
             policy_version_lag_mean=sum(lags) / len(lags),
             policy_version_lag_max=float(max(lags)),
             learn_time_s=elapsed,

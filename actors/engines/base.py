@@ -52,6 +52,32 @@ class RolloutEngine(abc.ABC):
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
         """Load the learner's adapter tensors in place and take `version` as the policy version."""
 
+    # Colocated mode (cluster.placement: colocated): the engine frees its GPU memory while the learner
+    # shares its GPU, and takes it back before the next weight push. Both calls are idempotent, so a
+    # restarted actor (awake) can be woken again without harm.
+
+    @property
+    @abc.abstractmethod
+    def sleeping(self) -> bool:
+        """True between `sleep()` and `wake_up()`; generating then raises EngineAsleep."""
+
+    @abc.abstractmethod
+    def sleep(self) -> None:
+        """Free the engine's accelerator memory (weights off the GPU, KV cache dropped)."""
+
+    @abc.abstractmethod
+    def wake_up(self) -> None:
+        """Take the accelerator memory back; the weights are those held before `sleep()`."""
+
+
+class EngineAsleep(RuntimeError):
+    """The engine was asked to generate or load weights while asleep (colocated mode, learner running)."""
+
+
+def check_awake(sleeping: bool, what: str) -> None:
+    if sleeping:
+        raise EngineAsleep(f"rollout engine is asleep (colocated mode): call wake_up() before {what}")
+
 
 def check_generate_args(
     prompts: Sequence[Prompt], sample_ids: Sequence[str], num_generations: int, policy_version: int | None, held: int

@@ -38,3 +38,21 @@ class RolloutConfig(BaseModel):
     max_restarts: int = Field(
         3, ge=-1, description="Times Ray restarts a dead rollout actor before the run fails, -1 = always (restarts)."
     )
+
+    # vLLM engine (actors/engines/vllm.py); the HF engine ignores these.
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1,
+        description="Share of the GPU's memory vLLM may take for weights and KV cache; colocated with the "
+                    "learner, leave room for it (fraction of GPU memory).",
+    )
+    max_model_len: int | None = Field(
+        None, ge=1, description="vLLM's context length, prompt + completion; null = the model's own (tokens)."
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="vLLM reuses KV blocks of shared prompt prefixes; the cache is reset at each new "
+                          "policy version (on/off).",
+    )
+    enable_sleep_mode: bool = Field(
+        False, description="Start vLLM with sleep mode so it can free its GPU memory while the learner runs; "
+                           "required by cluster.placement: colocated with engine vllm (on/off).",
+    )

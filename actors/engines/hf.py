@@ -20,6 +20,7 @@ from actors.engines.base import (
     Prompt,
     RolloutEngine,
     call_config,
+    check_awake,
     check_generate_args,
     check_new_version,
     encode_prompt,
@@ -79,10 +80,32 @@ class HFEngine(RolloutEngine):
         self.eos_ids: frozenset[int] = frozenset(eos if isinstance(eos, list) else [eos])
         self._version = initial_version
         self._calls = 0
+        self._sleeping = False
 
     @property
     def version(self) -> int:
         return self._version
+
+    @property
+    def sleeping(self) -> bool:
+        return self._sleeping
+
+    def sleep(self) -> None:
+        """On CUDA move the weights to CPU and free the cached blocks; on CPU only record the state."""
+        if self._sleeping:
+            return
+        if self.device.type == "cuda":
+            self.model.to("cpu")
+            torch.cuda.empty_cache()
+        self._sleeping = True
+
+    def wake_up(self) -> None:
+        """Move the weights back to the engine's device (no-op on CPU beyond the state)."""
+        if not self._sleeping:
+            return
+        if self.device.type == "cuda":
+            self.model.to(self.device)
+        self._sleeping = False
 
     def generate(
         self,
@@ -92,6 +115,7 @@ class HFEngine(RolloutEngine):
         policy_version: int | None = None,
         temperature: float | None = None,
     ) -> list[Completion]:
+        check_awake(self._sleeping, "generate()")
         g, cfg = call_config(self.config, num_generations, temperature)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         gen_config = self._generation_config(cfg)
@@ -113,6 +137,7 @@ class HFEngine(RolloutEngine):
         Without a LoRA the tensors are model parameters by their state-dict names. Unknown names, a
         LoRA tensor left out, or a shape mismatch raise instead of generating with half-loaded weights.
         """
+        check_awake(self._sleeping, "update_weights()")
         check_new_version(self._version, version)
         state = dict(adapter_state)
         if isinstance(self.model, PeftModel):

@@ -21,6 +21,7 @@ from actors.engines.base import (
     Prompt,
     RolloutEngine,
     call_config,
+    check_awake,
     check_generate_args,
     check_new_version,
     encode_prompt,
@@ -129,7 +130,7 @@ class VLLMEngine(RolloutEngine):
         max_model_len: int | None = None,
         enable_prefix_caching: bool | None = None,
         tensor_parallel_size: int = 1,
-        enable_sleep_mode: bool = False,
+        enable_sleep_mode: bool | None = None,
         use_chat_template: bool = True,
         adapter_root: str | Path | None = None,
         initial_version: int = 0,
@@ -142,13 +143,15 @@ class VLLMEngine(RolloutEngine):
         self.model_path = str(model_path)
         self.lora_rank, self.lora_alpha = lora_rank, lora_alpha
         self.use_chat_template = use_chat_template
-        # Until RolloutConfig has vLLM fields, they may also come from it by these names.
+        # The vLLM options come from the rollout config; a keyword argument given here overrides it.
         if gpu_memory_utilization is None:
-            gpu_memory_utilization = getattr(cfg, "gpu_memory_utilization", 0.85)
+            gpu_memory_utilization = cfg.gpu_memory_utilization
         if max_model_len is None:
-            max_model_len = getattr(cfg, "max_model_len", None)
+            max_model_len = cfg.max_model_len
         if enable_prefix_caching is None:
-            enable_prefix_caching = getattr(cfg, "enable_prefix_caching", True)
+            enable_prefix_caching = cfg.enable_prefix_caching
+        if enable_sleep_mode is None:
+            enable_sleep_mode = cfg.enable_sleep_mode
         kwargs: dict[str, Any] = {
             "model": self.model_path,
             "enable_lora": True,
@@ -169,12 +172,17 @@ class VLLMEngine(RolloutEngine):
         self.tokenizer = self.llm.get_tokenizer()
         self.registry = LoraRegistry(adapter_root)
         self._sleep_mode = enable_sleep_mode
+        self._sleeping = False
         self._version = initial_version
         self._calls = 0
 
     @property
     def version(self) -> int:
         return self._version
+
+    @property
+    def sleeping(self) -> bool:
+        return self._sleeping
 
     def generate(
         self,
@@ -186,6 +194,7 @@ class VLLMEngine(RolloutEngine):
     ) -> list[Completion]:
         from vllm import SamplingParams
 
+        check_awake(self._sleeping, "generate()")
         g, cfg = call_config(self.config, num_generations, temperature)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         if not prompts:
@@ -210,6 +219,7 @@ class VLLMEngine(RolloutEngine):
 
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
         """Write the adapter as `policy-v{version}`, load it as a new LoRARequest, remove the previous one."""
+        check_awake(self._sleeping, "update_weights()")
         check_new_version(self._version, version)
         current = self.registry.current
         if current is not None and current.version == version:
@@ -233,17 +243,28 @@ class VLLMEngine(RolloutEngine):
         self._version = version
 
     def sleep(self, level: int = 1) -> None:
-        """Colocated mode: free GPU memory while the learner runs (level 1: weights to CPU, KV cache dropped;
-        level 2: both dropped)."""
+        """Colocated mode: free GPU memory while the learner runs. Level 1 (used by the loop) moves the base
+        weights to CPU memory and drops the KV cache (the loop pushes a new adapter after each wake). Level 2
+        drops the weights too (they would have to be reloaded). Sleeping twice is a no-op."""
         if not self._sleep_mode:
-            raise RuntimeError("sleep() needs VLLMEngine(enable_sleep_mode=True)")
+            raise RuntimeError("sleep() needs enable_sleep_mode: set rollout.enable_sleep_mode: true")
+        if self._sleeping:
+            return
         self.llm.sleep(level=level)
+        self._sleeping = True
 
     def wake_up(self) -> None:
-        """Colocated mode: take the GPU memory back before generating."""
+        """Colocated mode: take the GPU memory back before the next weight push and generation."""
         if not self._sleep_mode:
-            raise RuntimeError("wake_up() needs VLLMEngine(enable_sleep_mode=True)")
+            raise RuntimeError("wake_up() needs enable_sleep_mode: set rollout.enable_sleep_mode: true")
+        if not self._sleeping:
+            return
         self.llm.wake_up()
+        # Level 1 discarded the KV cache; resetting the prefix-cache index as well costs nothing and keeps
+        # a hit on a discarded block impossible whatever the vLLM version does in sleep().
+        if hasattr(self.llm, "reset_prefix_cache"):
+            self.llm.reset_prefix_cache()
+        self._sleeping = False
 
     def close(self) -> None:
         """Delete the adapter directories."""

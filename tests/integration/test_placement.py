@@ -138,5 +138,6 @@ def test_plan_gives_data_parallel_learners_one_packed_gpu_bundle_each() -> None:
     assert rollout.strategy == "PACK" and plan.totals()["GPU"] == 4.0
     half = config_from_dict({"cluster": {"learner_num_gpus": 0.5}})
     assert plan_placement(half, PlacementOptions()).group("learner").bundles == ({"CPU": 1.0, "GPU": 0.5},)
-    with pytest.raises(ValueError, match="learner GPUs above 1 must be a whole number"):
+    # the config itself refuses it now (one GPU per data-parallel learner rank)
+    with pytest.raises(ValueError, match="above 1 must be a whole number"):
         plan_placement(config_from_dict({"cluster": {"learner_num_gpus": 1.5}}), PlacementOptions())

@@ -1,0 +1,109 @@
+"""The real pipeline (2 smoke steps, tiny model) under cluster.placement disaggregated and colocated.
+
+The module starts its own local Ray that declares 2 fake GPUs (Ray hands out their ids and
+CUDA_VISIBLE_DEVICES like real ones; torch sees no CUDA, so the HF engine and the learner run on CPU),
+so the shared `cluster` fixture is not used. A spy around StepLoop.shutdown reads where the actors ran
+before the run tears them down; everything else is the unmodified `learner.pipeline.run`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from learner.config import load_config
+from learner.pipeline import run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sampler.datagen.builder import build_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    build_dataset(root, per_domain=6, sizes="tiny", prompt_style="compact", test_fraction=0.0, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_two_fake_gpus():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def seen(monkeypatch, ray_two_fake_gpus) -> dict:
+    """Spy on StepLoop.shutdown: record placement info, engine histories and the groups, then shut down."""
+    from ray.util.placement_group import placement_group_table
+
+    import learner.loop
+
+    ray, found = ray_two_fake_gpus, {}
+    original = learner.loop.StepLoop.shutdown
+
+    def spy(self) -> None:
+        head = getattr(self.learner, "head", self.learner)  # rank 0 of a LearnerGroup, or the one actor
+        found["learner"] = ray.get(head.placement_info.remote())
+        found["rollout"] = self.rollout.placement_info()
+        found["history"] = self.rollout.history()
+        found["groups"] = {v["name"]: pg_id for pg_id, v in placement_group_table().items()
+                           if v["state"] == "CREATED"}
+        original(self)
+        ray.kill(self.sampler)  # the next run in this Ray names its sampler "sampler" again
+
+    monkeypatch.setattr(learner.loop.StepLoop, "shutdown", spy)
+    return found
+
+
+def _run(data_root: Path, out: Path, placement: str) -> list[dict]:
+    overrides = {
+        "output_dir": out, "sampler.data_root": data_root, "sft.enabled": "false", "logging.progress_bar": "false",
+        "rollout.max_new_tokens": 12, "reward.num_workers": 1, "cluster.learner_num_cpus": 1,
+        "rollout.num_cpus_per_actor": 1, "cluster.learner_num_gpus": 1, "rollout.num_gpus_per_actor": 1,
+        "cluster.placement": placement, "cluster.placement_timeout_s": 60,
+        "tiny_model.layers": 2, "tiny_model.hidden": 64, "tiny_model.ffn": 128,
+    }
+    cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", [f"{k}={v}" for k, v in overrides.items()])
+    assert run(cfg, smoke=True) == 0
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_disaggregated_learner_and_engine_run_in_their_groups_on_different_gpus(data_root, tmp_path, seen) -> None:
+    records = _run(data_root, tmp_path / "dis", "disaggregated")
+    assert [r["step"] for r in records] == [0, 1]
+    learner, (engine,) = seen["learner"], seen["rollout"]
+    assert learner["placement_group_id"] == seen["groups"]["pddl-grpo-learner"]
+    assert engine["placement_group_id"] == seen["groups"]["pddl-grpo-rollout"]
+    assert "pddl-grpo-reward" not in seen["groups"]  # reward workers ask for resources directly
+    assert len(learner["gpu_ids"]) == 1 and len(engine["gpu_ids"]) == 1
+    assert learner["gpu_ids"] != engine["gpu_ids"]
+    assert all("time/sleep" not in r and "time/wake" not in r for r in records)
+    assert [call for call, _, _ in seen["history"][0]] == ["update_weights", "generate", "update_weights",
+                                                           "generate", "update_weights"]
+
+
+def test_colocated_learner_and_engine_share_a_gpu_and_the_engine_sleeps_to_learn(data_root, tmp_path, seen) -> None:
+    records = _run(data_root, tmp_path / "col", "colocated")
+    assert [r["step"] for r in records] == [0, 1]
+    learner, (engine,) = seen["learner"], seen["rollout"]
+    group = seen["groups"]["pddl-grpo-colocated"]
+    assert learner["placement_group_id"] == engine["placement_group_id"] == group
+    assert len(learner["gpu_ids"]) == 1 and learner["gpu_ids"] == engine["gpu_ids"]
+    history = seen["history"][0]
+    # initial push, then per step: generate with v, sleep, (learner trains), wake, push v+1
+    assert [(call, version) for call, version, _ in history] == [
+        ("update_weights", 0),
+        ("generate", 0), ("sleep", 0), ("wake_up", 0), ("update_weights", 1),
+        ("generate", 1), ("sleep", 1), ("wake_up", 1), ("update_weights", 2),
+    ]
+    for step, record in enumerate(records):
+        assert record["time/sleep"] >= 0 and record["time/wake"] >= 0
+        slept_at, woke_at = history[2 + 4 * step][2], history[3 + 4 * step][2]
+        assert woke_at - slept_at >= record["time/learn"]  # the whole learn phase fell inside the sleep
