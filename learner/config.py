@@ -112,7 +112,8 @@ class SftConfig(BaseModel):
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate of SFT (1/step).")
     batch_size: int = Field(64, ge=1, description="Sequences per SFT step (sequences).")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "cosine", description="After a 10-step warmup: constant lr, or cosine decay to 0 over the budget (schedule)."
+        "constant", description="After a 10-step warmup: constant lr, or cosine decay to 0 over the budget "
+        "(schedule). On the tiny default 600 constant steps beat 600 cosine ones (held-out 0.46 vs 0.40).",
     )
 
 

@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> SFTMetrics:
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default: until --minutes)")
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default 3 without --steps)")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                     help="after warmup: constant lr, or cosine decay to 0 over the budget")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=None, help="truncate prompt+plan to this many tokens")
