@@ -30,7 +30,8 @@ class RolloutConfig(BaseModel):
     )
     num_gpus_per_actor: float = Field(0.0, ge=0, description="Ray GPUs per rollout actor, 0 on CPU machines (GPUs).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights dtype of the HF engine; auto = float32 on CPU, bfloat16 on GPU (dtype)."
+        "auto", description="Weights dtype of the HF engine; auto = the learner's rule: float32 on CPU, "
+        "bfloat16 on GPUs that support it, else float16 (dtype)."
     )
     max_prompt_tokens: int | None = Field(
         None, ge=1, description="Prompts longer than this keep their last tokens; null = no limit (tokens)."

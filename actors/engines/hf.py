@@ -155,9 +155,9 @@ class HFEngine(RolloutEngine):
     # -- internals -------------------------------------------------------------------------------
 
     def _dtype(self) -> torch.dtype:
-        if self.config.dtype == "auto":  # bf16 on any GPU, unlike resolve_dtype's fp16 fallback
-            return torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        return resolve_dtype(self.config.dtype)
+        # the learner's rule (bf16 where the GPU has it, else fp16; fp32 on CPU), so behaviour and
+        # learner logprobs come from the same precision
+        return resolve_dtype(self.config.dtype, cuda=self.device.type == "cuda")
 
     def _encode(self, prompt: Prompt) -> list[int]:
         return encode_prompt(

@@ -179,3 +179,17 @@ def test_text_prompts_go_through_the_chat_template_when_the_tokenizer_has_one(mo
     assert off.generate(["Goal: on a b\n"], ["x"], num_generations=1)[0].prompt_token_ids == tuple(
         tok("Goal: on a b\n").input_ids
     )
+
+
+def test_auto_dtype_follows_the_learners_rule_cpu_and_stand_in_gpu(model_path, monkeypatch) -> None:
+    from learner.model import resolve_dtype
+
+    engine = _engine(model_path)
+    assert engine._dtype() == resolve_dtype("auto", cuda=False) == torch.float32
+    assert next(engine.model.parameters()).dtype == torch.float32
+    # on a GPU without bf16 both sides fall back to fp16 (stand-in for CUDA: no GPU here)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    engine.device = torch.device("cuda")
+    assert engine._dtype() == resolve_dtype("auto", cuda=True) == torch.float16
+    engine.config = engine.config.model_copy(update={"dtype": "bfloat16"})
+    assert engine._dtype() == torch.bfloat16
