@@ -119,16 +119,21 @@ class BalancedBatchStream:
     def refill(self, step: int, round_: int, domains: Sequence[str]) -> list[dict[str, Any]]:
         """One new problem per entry of `domains`, to replace groups of step `step` that had no reward signal.
 
+        `step` is the last step served or an earlier one (async mode serves step t+1 before step t
+        is scored).
+
         Buckets follow the step's curriculum weights; the draw is seeded by (seed, step, round) and takes
         from separate permutations of the same pools, so the batches of later steps are the same with or
         without refills. The last batch served (what `batch(step)` returns again) is unchanged.
         """
-        if step != self._last_step:
-            raise ValueError(f"refill of step {step}: the stream last served step {self._last_step}")
+        if step > self._last_step:
+            raise ValueError(f"refill of step {step}: the stream has served only up to step {self._last_step}")
         unknown = sorted(set(domains) - set(self.domains))
         if unknown:
             raise ValueError(f"refill: unknown domains {unknown}; the stream has {list(self.domains)}")
-        weights = self._last_weights  # the weights `batch(step)` drew with (adaptive weights move later)
+        # the weights batch(step) drew with; in async mode the next step is already served, so the
+        # schedule's weights of `step` are asked again (the same for step schedules)
+        weights = self._last_weights if step == self._last_step else self.schedule.weights(step)
         rng = np.random.default_rng([self.cfg.seed, step, 2, round_])
         out = []
         for d, u in zip(domains, rng.random(len(domains)), strict=True):

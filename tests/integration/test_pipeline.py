@@ -93,7 +93,7 @@ def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> 
 def test_filtered_groups_are_refilled_with_problems_of_their_domains(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "refill"
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", _overrides(
-        data_root, out, max_steps=2, filter_zero_std_groups="true", max_refill_rounds=2))
+        data_root, out, max_steps=2, mode="async", filter_zero_std_groups="true", max_refill_rounds=2))
     assert run(cfg) == 0
     records = _records(out)
     g, size = cfg.rollout.num_generations, cfg.sampler.batch_size

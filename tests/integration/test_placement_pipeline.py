@@ -68,6 +68,7 @@ def _run(data_root: Path, out: Path, placement: str) -> list[dict]:
         "rollout.max_new_tokens": 12, "reward.num_workers": 1, "cluster.learner_num_cpus": 1,
         "rollout.num_cpus_per_actor": 1, "cluster.learner_num_gpus": 1, "rollout.num_gpus_per_actor": 1,
         "cluster.placement": placement, "cluster.placement_timeout_s": 60,
+        "mode": "sync",  # the call order asserted below is the sync loop's; colocated needs sync anyway
         "tiny_model.layers": 2, "tiny_model.hidden": 64, "tiny_model.ffn": 128,
     }
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", [f"{k}={v}" for k, v in overrides.items()])

@@ -183,6 +183,16 @@ def test_refill_draws_the_asked_domains_without_changing_the_batch_stream(data_r
     assert len(ferry) == 100 and len(set(ferry[:30])) == 30
 
 
+def test_refill_of_the_previous_step_serves_async_mode(data_root):
+    ahead, behind = _stream(data_root), _stream(data_root)
+    ahead.batch(0)
+    ahead.batch(1)  # async: step 1 is served before step 0 is scored and refilled
+    behind.batch(0)
+    assert [s["sample_id"] for s in ahead.refill(0, 0, ["ferry", "spanner"])] == \
+        [s["sample_id"] for s in behind.refill(0, 0, ["ferry", "spanner"])]
+    assert ahead.batch(1) == ahead.batch(1)
+
+
 def test_refill_is_deterministic_and_resumable(data_root):
     a, b = _stream(data_root), _stream(data_root)
     for stream in (a, b):
@@ -202,7 +212,7 @@ def test_refill_is_deterministic_and_resumable(data_root):
 def test_refill_errors_name_the_problem(data_root):
     stream = _stream(data_root)
     stream.batch(3)
-    with pytest.raises(ValueError, match="refill of step 2: the stream last served step 3"):
-        stream.refill(2, 0, ["ferry"])
+    with pytest.raises(ValueError, match="refill of step 4: the stream has served only up to step 3"):
+        stream.refill(4, 0, ["ferry"])
     with pytest.raises(ValueError, match=r"refill: unknown domains \['logistics'\]"):
         stream.refill(3, 0, ["logistics"])
