@@ -12,6 +12,8 @@ from sampler.config import SamplerConfig
 from sampler.stream import BalancedBatchStream
 
 log = logging.getLogger(__name__)
+# sampler metrics that describe the last batch served (the rest: outcomes observed so far, load skips)
+BATCH_METRIC_PREFIXES = ("sampler/step", "sampler/domain/", "sampler/bucket/", "curriculum/weight/")
 
 
 @ray.remote(num_cpus=0)  # light: a few numpy draws and file reads per step, no need to reserve a core
@@ -33,6 +35,13 @@ class SamplerActor:
     def next_batch(self, step: int) -> list[dict[str, Any]]:
         """The balanced batch of learner step `step` (the same batch again if asked twice)."""
         return self._stream.batch(step)
+
+    def serve(self, step: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """`next_batch(step)` and the metrics that describe that batch (step, domain and bucket counts,
+        curriculum weights), taken together: in async mode the driver logs step t after t+1 was served."""
+        batch = self._stream.batch(step)
+        described = {k: v for k, v in self._stream.metrics().items() if k.startswith(BATCH_METRIC_PREFIXES)}
+        return batch, described
 
     def refill_batch(self, step: int, round_: int, domains: Sequence[str]) -> list[dict[str, Any]]:
         """New problems of `domains` (one each) for refill round `round_` of step `step`."""

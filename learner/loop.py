@@ -91,16 +91,16 @@ class StepLoop:
     def run(self) -> None:
         cfg = self.cfg
         steps = range(self.start_step, cfg.max_steps)
-        pending = None  # async: (step, batch, PendingRollout) of the next step, submitted ahead
+        pending = None  # async: (step, batch, sampler metrics, PendingRollout) of the next step, submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
         for step in bar:
             times: dict[str, float] = {}
             t = time.monotonic()
             if pending is not None and pending[0] == step:
-                _, batch, rollout = pending
+                _, batch, served, rollout = pending
             else:
-                batch = ray.get(self.sampler.next_batch.remote(step))
+                batch, served = ray.get(self.sampler.serve.remote(step))
                 rollout = self._submit(batch)
             times["sample"] = time.monotonic() - t
             t = time.monotonic()
@@ -108,9 +108,9 @@ class StepLoop:
             times["rollout"] = time.monotonic() - t
             pending = None
             if cfg.mode == "async" and step + 1 < cfg.max_steps:
-                nxt = ray.get(self.sampler.next_batch.remote(step + 1))
-                pending = (step + 1, nxt, self._submit(nxt))
-            record = self._learn(step, batch, completions, times)
+                nxt, nxt_served = ray.get(self.sampler.serve.remote(step + 1))
+                pending = (step + 1, nxt, nxt_served, self._submit(nxt))
+            record = self._learn(step, batch, completions, times, served)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/wall']:.1f}")
             if cfg.eval.eval_steps and self.eval_samples and (step + 1) % cfg.eval.eval_steps == 0:
@@ -163,7 +163,8 @@ class StepLoop:
             keep = [k and adv.group_has_signal[i // g] for i, k in enumerate(keep)]
         return samples, completions, scores, first, adv, keep, refill
 
-    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float]) -> dict[str, Any]:
+    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float],
+               served: dict[str, float] | None = None) -> dict[str, Any]:
         cfg, g = self.cfg, self.cfg.rollout.num_generations
         samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, times)
         rewards = [s.reward for s in scores]
@@ -189,6 +190,7 @@ class StepLoop:
             record.update(refill)
         record.update({k if "/" in k else f"learner/{k}": v for k, v in learn_metrics.items()})
         record.update(ray.get(self.sampler.metrics.remote()))
+        record.update(served or {})  # weights and counts of this step's batch, not of the one served after it
         record["batch/sample_ids"] = [s["sample_id"] for s in batch]
         if cfg.max_refill_rounds:
             record["batch/refill_sample_ids"] = [s["sample_id"] for s in samples[len(batch) * g:: g]]

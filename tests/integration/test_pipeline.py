@@ -88,6 +88,9 @@ def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> 
     assert records[0]["policy_version_lag"] == 0
     assert all(r["policy_version_lag"] == 1 for r in records[1:])
     assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(4))
+    for r in records:  # sampler metrics describe the step's own batch, though step + 1 was served already
+        assert r["sampler/step"] == r["step"]
+        assert {d: r[f"sampler/domain/{d}"] for d in r["batch/domain_counts"]} == r["batch/domain_counts"]
 
 
 def test_filtered_groups_are_refilled_with_problems_of_their_domains(data_root: Path, tmp_path: Path) -> None:
