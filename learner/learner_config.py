@@ -112,6 +112,11 @@ class LearnerConfig(BaseModel):
         1576, ge=1, description="Prompts longer than this are truncated from the left (tokens)."
     )
     compute_entropy: bool = Field(True, description="Log the mean token entropy (one extra pass over the logits).")
+    skip_zero_advantage: bool = Field(
+        True, description="Leave completions with advantage 0 out of the forward/backward when their loss and "
+        "gradient are exactly 0 (beta = 0, loss type not bnpo); the normaliser still counts them, so the update "
+        "is the same, only faster. Token-mean metrics (entropy, clip ratios) then cover the computed completions.",
+    )
 
     # --- data parallel -----------------------------------------------------------------------
     data_parallel_size: int | None = Field(

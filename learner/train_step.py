@@ -189,6 +189,10 @@ class GRPOTrainerCore:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def _skips_zero_advantage(self) -> bool:
+        cfg = self.config
+        return cfg.skip_zero_advantage and cfg.beta == 0.0 and cfg.loss_type != "bnpo"
+
     def _micro_batches(self, n: int) -> list[range]:
         if n == 0:
             return []  # a data-parallel rank whose shard is empty still joins the all-reduces
@@ -216,7 +220,11 @@ class GRPOTrainerCore:
             if step_sequences == 0:
                 raise ValueError("a train step needs at least one sample (every data-parallel shard is empty)")
         self.optimizer.zero_grad(set_to_none=True)
-        total_loss, sums = 0.0, {}
+        if self._skips_zero_advantage():
+            # exactly zero loss and gradient without KL: compute only the rest, normalise by the whole step
+            compute = [i for i, s in enumerate(samples) if s.advantage != 0.0]
+            chunks = [[compute[j] for j in r] for r in self._micro_batches(len(compute))]
+        total_loss, sums, computed_tokens = 0.0, {}, 0
         for chunk in chunks:
             mb = collate([samples[i] for i in chunk], self.pad_id, cfg.max_prompt_length,
                          cfg.mask_truncated_completions, self.device)
@@ -242,6 +250,7 @@ class GRPOTrainerCore:
             if entropy is not None:
                 m["entropy"] = float((entropy * mb.completion_mask).sum() / mb.completion_mask.sum().clamp(min=1.0))
             tokens = m.pop("tokens")
+            computed_tokens += tokens
             for k, v in m.items():
                 if k == "is_weight/min":
                     sums[k] = min(sums.get(k, v), v)
@@ -249,9 +258,12 @@ class GRPOTrainerCore:
                     sums[k] = max(sums.get(k, v), v)
                 else:
                     sums[k] = sums.get(k, 0.0) + v * tokens
+        for p in self.params:  # nothing computed: zero gradients, so AdamW's moments move as they would
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         if self.sync is not None:
             self.sync.all_reduce_gradients(self.params)
-        denom = max(num_tokens, 1)
+        denom = max(computed_tokens, 1)
         metrics = {k: (v if k in ("is_weight/min", "is_weight/max") else v / denom) for k, v in sums.items()}
         metrics.update(loss=total_loss, tokens=float(num_tokens), num_sequences=float(len(samples)),
                        num_micro_batches=float(len(chunks)),

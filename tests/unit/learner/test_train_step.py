@@ -92,6 +92,29 @@ def test_micro_batches_give_the_full_batch_gradient(tiny_dir: Path, loss_type: s
         torch.testing.assert_close(accum[name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_skipping_zero_advantage_completions_leaves_the_update_unchanged(tiny_dir: Path, loss_type: str) -> None:
+    zero = [TrainSample((2, 3), (18, 19, 20, 1), 0.0), TrainSample((2, 4, 5), (21, 1), 0.0)]
+    mixed = [zero[0], *SAMPLES[:2], zero[1], *SAMPLES[2:]]
+
+    def step(skip: bool, samples: list[TrainSample], steps: int = 2) -> tuple[dict, dict]:
+        core = _core(tiny_dir, loss_type=loss_type, max_completion_length=8, learning_rate=1e-2,
+                     skip_zero_advantage=skip)
+        for _ in range(steps):
+            metrics = core.step(samples)
+        return get_adapter_state(core.model), metrics
+
+    for samples in (mixed, zero + [SAMPLES[0]], zero):  # the last: nothing to compute at all
+        (full_w, full_m), (skip_w, skip_m) = step(False, samples), step(True, samples)
+        for name, w in full_w.items():
+            torch.testing.assert_close(skip_w[name], w, atol=1e-6, rtol=1e-5, msg=name)
+        assert skip_m["loss"] == pytest.approx(full_m["loss"], abs=1e-7)
+        assert skip_m["tokens"] == full_m["tokens"] and skip_m["num_sequences"] == full_m["num_sequences"]
+    moved = step(True, mixed, steps=1)[0]
+    start = get_adapter_state(_core(tiny_dir).model)
+    assert any(not torch.equal(moved[k], start[k]) for k in moved)  # the skipped run did learn
+
+
 def test_masked_truncated_completion_does_not_move_the_policy(tiny_dir: Path) -> None:
     core = _core(tiny_dir, mask_truncated_completions=True, learning_rate=1e-2)
     before = get_adapter_state(core.model)
