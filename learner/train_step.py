@@ -223,7 +223,8 @@ class GRPOTrainerCore:
         if self._skips_zero_advantage():
             # exactly zero loss and gradient without KL: compute only the rest, normalise by the whole step
             compute = [i for i, s in enumerate(samples) if s.advantage != 0.0]
-            chunks = [[compute[j] for j in r] for r in self._micro_batches(len(compute))]
+            if compute:  # nothing to learn from: compute all anyway, so the step still logs entropy and clips
+                chunks = [[compute[j] for j in r] for r in self._micro_batches(len(compute))]
         total_loss, sums, computed_tokens = 0.0, {}, 0
         for chunk in chunks:
             mb = collate([samples[i] for i in chunk], self.pad_id, cfg.max_prompt_length,
