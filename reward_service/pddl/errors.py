@@ -20,6 +20,10 @@ class PddlError(Exception):
         return (type(self), (self.message, self.filename, self.line, self.symbol))
 
 
+class PddlLeniencyWarning(UserWarning):
+    """Text VAL reads that the strict grammar would refuse, accepted as VAL reads it ("FILE:LINE: what")."""
+
+
 class PddlParseError(PddlError):
     """The text is not well-formed PDDL: unbalanced parentheses, a missing section, a bad token."""
 
