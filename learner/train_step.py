@@ -1,4 +1,4 @@
-"""One GRPO optimizer step: pad (prompt, completion) token ids, logprobs, reference logprobs, loss, update.
+"""One GRPO optimizer step: lay out (prompt, completion) token ids, logprobs, reference logprobs, loss, update.
 
     core = GRPOTrainerCore(model, tokenizer, config, num_training_steps=1000)
     metrics = core.step([TrainSample(prompt_ids, completion_ids, advantage, behaviour_logprobs), ...])
@@ -72,15 +72,25 @@ def samples_from_completions(
 
 @dataclass(frozen=True)
 class PaddedBatch:
-    """Prompts left-padded, completions right-padded, concatenated as TRL lays them out."""
+    """Each row is its prompt then its completion, right-padded: a causal forward never sees a pad token.
 
-    input_ids: torch.Tensor  # (B, P + T)
-    attention_mask: torch.Tensor  # (B, P + T)
-    position_ids: torch.Tensor  # (B, P + T): 0 at each row's first real token, as generate() numbers them
-    completion_ids: torch.Tensor  # (B, T)
+    Pads only follow a row's last real token, so a forward without an attention mask (what Unsloth's
+    training forward does: it drops the mask) gives every real token the same logits as a masked one.
+    The completion of row i starts at column `completion_start[i]` (its prompt length).
+    """
+
+    input_ids: torch.Tensor  # (B, L): prompt_i + completion_i + pads, L = max(len(prompt_i) + len(completion_i))
+    attention_mask: torch.Tensor  # (B, L): 1 on real tokens
+    position_ids: torch.Tensor  # (B, L): 0, 1, 2, ... in every row (pads continue it), as generate() numbers them
+    completion_start: torch.Tensor  # (B,) long: column of row i's first completion token
+    completion_ids: torch.Tensor  # (B, T): completion tokens left-aligned, pad_id after
     completion_mask: torch.Tensor  # (B, T) float: 1 for tokens in the loss
     advantages: torch.Tensor  # (B,)
     behaviour_logprobs: torch.Tensor  # (B, T), nan where unknown
+
+    def completion_lengths(self) -> list[int]:
+        """Real completion tokens of each row (masked or not)."""
+        return [int(n) for n in (self.attention_mask.sum(-1) - self.completion_start).tolist()]
 
 
 def collate(
@@ -90,16 +100,17 @@ def collate(
     mask_truncated: bool = False,
     device: torch.device | str = "cpu",
 ) -> PaddedBatch:
-    """Pad `samples` into one batch; prompts are cut from the left to `max_prompt_length`."""
+    """Lay `samples` out as right-padded rows (PaddedBatch); prompts are cut from the left to `max_prompt_length`."""
     prompts = [list(s.prompt_token_ids)[-max_prompt_length:] if max_prompt_length else list(s.prompt_token_ids)
                for s in samples]
     if any(not p for p in prompts):
         raise ValueError("every sample needs at least one prompt token")
-    width_p = max(len(p) for p in prompts)
+    width = max(len(p) + len(s.completion_token_ids) for p, s in zip(prompts, samples, strict=True))
     width_c = max(1, max(len(s.completion_token_ids) for s in samples))
     b = len(samples)
-    input_ids = torch.full((b, width_p + width_c), pad_id, dtype=torch.long)
-    attention = torch.zeros((b, width_p + width_c), dtype=torch.long)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, width), dtype=torch.long)
+    completion_ids = torch.full((b, width_c), pad_id, dtype=torch.long)
     comp_mask = torch.zeros((b, width_c))
     behaviour = torch.full((b, width_c), math.nan)
     for i, (s, p) in enumerate(zip(samples, prompts, strict=True)):
@@ -108,20 +119,21 @@ def collate(
             raise ValueError(
                 f"sample {i}: {len(s.behaviour_logprobs)} behaviour logprobs for {len(c)} completion tokens"
             )
-        input_ids[i, width_p - len(p) : width_p] = torch.tensor(p)
-        attention[i, width_p - len(p) : width_p + len(c)] = 1
+        input_ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        attention[i, : len(p) + len(c)] = 1
         if c:
-            input_ids[i, width_p : width_p + len(c)] = torch.tensor(c)
+            completion_ids[i, : len(c)] = torch.tensor(c)
             if not (mask_truncated and s.finish_reason == "length"):
                 comp_mask[i, : len(c)] = 1.0
         if s.behaviour_logprobs:
             behaviour[i, : len(c)] = torch.tensor(s.behaviour_logprobs)
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    position_ids = torch.arange(width, dtype=torch.long).expand(b, width).contiguous()
     return PaddedBatch(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
         position_ids=position_ids.to(device),
-        completion_ids=input_ids[:, width_p:].to(device),
+        completion_start=torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device),
+        completion_ids=completion_ids.to(device),
         completion_mask=comp_mask.to(device),
         advantages=torch.tensor([s.advantage for s in samples], dtype=torch.float32, device=device),
         behaviour_logprobs=behaviour.to(device),
@@ -129,26 +141,41 @@ def collate(
 
 
 def completion_logprobs(
-    model: torch.nn.Module, batch: PaddedBatch, temperature: float = 1.0, compute_entropy: bool = False
+    model: torch.nn.Module, batch: PaddedBatch, temperature: float = 1.0, compute_entropy: bool = False,
+    use_attention_mask: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token logprobs (B, T) of the completion tokens at `temperature`, and their entropies when asked."""
-    width_c = batch.completion_ids.size(1)
+    """Per-token logprobs (B, T) of the completion tokens at `temperature`, and their entropies when asked.
+
+    `use_attention_mask=False` runs the forward as Unsloth's training forward does (no mask, causal
+    only); with right-padded rows both give the same values. Positions past a row's completion are 0.
+    """
+    width = batch.input_ids.size(1)
+    starts = batch.completion_start.tolist()
+    lengths = batch.completion_lengths()
+    first = min(starts)
+    keep = width - first + 1  # from the position that predicts the earliest first completion token
     out = model(
         input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
+        attention_mask=batch.attention_mask if use_attention_mask else None,
         position_ids=batch.position_ids,
-        logits_to_keep=width_c + 1,  # the last prompt position predicts the first completion token
+        logits_to_keep=keep,
         use_cache=False,
     )
-    logits = out.logits[:, :-1, :].float() / temperature
-    log_z = torch.logsumexp(logits, dim=-1)
-    logprobs = logits.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1) - log_z
-    entropy = None
-    if compute_entropy:
-        with torch.no_grad():
-            logp_all = logits - log_z.unsqueeze(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logprobs, entropy
+    logits = out.logits  # (B, keep, V): column k predicts input column first + k
+    width_c = batch.completion_ids.size(1)
+    rows, entropies = [], []
+    for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
+        offset = start - first  # kept column predicting row i's first completion token
+        row = logits[i, offset : offset + n].float() / temperature
+        log_z = torch.logsumexp(row, dim=-1)
+        lp = row.gather(-1, batch.completion_ids[i, :n].unsqueeze(-1)).squeeze(-1) - log_z
+        rows.append(torch.nn.functional.pad(lp, (0, width_c - n)))
+        if compute_entropy:
+            with torch.no_grad():
+                logp_all = row - log_z.unsqueeze(-1)
+                entropies.append(torch.nn.functional.pad(-(logp_all.exp() * logp_all).sum(-1), (0, width_c - n)))
+    logprobs = torch.stack(rows)
+    return logprobs, torch.stack(entropies) if compute_entropy else None
 
 
 class GRPOTrainerCore:

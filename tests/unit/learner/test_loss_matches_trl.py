@@ -56,15 +56,27 @@ def _trainer(model, tok, tmp_path: Path, loss_type: str, beta: float, delta: flo
     return trainer
 
 
+SAMPLES = [  # different prompt lengths, completion lengths and advantage signs
+    TrainSample((3, 4, 5), (6, 7, 8, 9, 1), 1.3),
+    TrainSample((3, 4), (10, 11, 1), -0.7),
+    TrainSample((12, 4, 5, 13), (14, 15, 16, 17, 18, 19), 0.4),
+    TrainSample((3,), (20, 1), -1.1),
+]
+
+
 def _batch():
-    # different prompt lengths (left padding), completion lengths (right padding) and advantage signs
-    samples = [
-        TrainSample((3, 4, 5), (6, 7, 8, 9, 1), 1.3),
-        TrainSample((3, 4), (10, 11, 1), -0.7),
-        TrainSample((12, 4, 5, 13), (14, 15, 16, 17, 18, 19), 0.4),
-        TrainSample((3,), (20, 1), -1.1),
-    ]
-    return collate(samples, pad_id=0)
+    return collate(SAMPLES, pad_id=0)  # our layout: prompt + completion per row, right-padded
+
+
+def _trl_prompts() -> tuple[torch.Tensor, torch.Tensor]:
+    """TRL's own layout of the same prompts: left-padded, with their mask."""
+    width = max(len(s.prompt_token_ids) for s in SAMPLES)
+    ids = torch.zeros((len(SAMPLES), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(SAMPLES):
+        ids[i, width - len(s.prompt_token_ids):] = torch.tensor(s.prompt_token_ids)
+        mask[i, width - len(s.prompt_token_ids):] = 1
+    return ids, mask
 
 
 def _grads(model) -> dict[str, torch.Tensor]:
@@ -77,7 +89,7 @@ def test_loss_and_gradients_match_trl(policy, tmp_path: Path, loss_type, beta, d
     model, tok = policy
     trainer = _trainer(model, tok, tmp_path, loss_type, beta, delta)
     batch = _batch()
-    width_p = batch.input_ids.size(1) - batch.completion_ids.size(1)
+    prompt_ids, prompt_mask = _trl_prompts()
     with torch.no_grad():
         current, _ = completion_logprobs(model, batch, TEMPERATURE)
         with model.disable_adapter():
@@ -90,7 +102,7 @@ def test_loss_and_gradients_match_trl(policy, tmp_path: Path, loss_type, beta, d
     weights = importance_weights(old, behaviour, batch.completion_mask, "token_truncate", cap=1.2) if with_is else None
 
     inputs = {
-        "prompt_ids": batch.input_ids[:, :width_p], "prompt_mask": batch.attention_mask[:, :width_p],
+        "prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
         "completion_ids": batch.completion_ids, "completion_mask": batch.completion_mask.long(),
         "advantages": batch.advantages, "old_per_token_logps": old, "ref_per_token_logps": ref,
         "num_items_in_batch": batch.completion_mask.sum(),

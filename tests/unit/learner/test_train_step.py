@@ -29,13 +29,16 @@ SAMPLES = [
 ]
 
 
-def test_collate_pads_prompts_left_and_completions_right() -> None:
+def test_collate_lays_rows_out_right_padded() -> None:
     b = collate(SAMPLES[:2], pad_id=0, max_prompt_length=2)
     assert b.input_ids.tolist() == [[3, 4, 5, 6, 7, 1], [2, 3, 8, 9, 1, 0]]  # prompt 1 cut from the left
     assert b.attention_mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
+    assert b.completion_start.tolist() == [2, 2] and b.completion_lengths() == [4, 3]
     assert b.completion_mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     b = collate([SAMPLES[1], SAMPLES[2]], pad_id=0)
-    assert b.input_ids[0, :2].tolist() == [0, 0] and b.position_ids[0, 2:5].tolist() == [0, 1, 2]
+    assert b.input_ids.tolist() == [[2, 3, 8, 9, 1, 0], [2, 10, 11, 12, 13, 1]]  # pads only after real tokens
+    assert b.completion_start.tolist() == [2, 4] and b.completion_ids.tolist() == [[8, 9, 1], [13, 1, 0]]
+    assert b.position_ids.tolist() == [list(range(6))] * 2
     assert torch.isnan(b.behaviour_logprobs).all()
 
 
@@ -47,16 +50,47 @@ def test_collate_masks_truncated_and_checks_behaviour_length() -> None:
         collate([TrainSample((2,), (5, 6), 1.0, behaviour_logprobs=(-0.1,))], 0)
 
 
-def test_padded_logprobs_equal_unpadded_ones(tiny_dir: Path) -> None:
+def _nonzero_adapter(core: GRPOTrainerCore) -> None:
+    torch.manual_seed(1)
+    with torch.no_grad():  # LoRA B starts at 0; a nonzero one puts the adapter in the forward too
+        for name, p in core.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.3)
+
+
+@pytest.mark.parametrize("use_attention_mask", [True, False], ids=["masked", "mask-less (Unsloth)"])
+@pytest.mark.parametrize("train_mode", [False, True], ids=["eval", "train"])
+def test_padded_rows_equal_rows_run_alone(tiny_dir: Path, use_attention_mask: bool, train_mode: bool) -> None:
+    # Unsloth's training forward drops the attention mask: rows must be laid out so that is exact
     core = _core(tiny_dir)
-    core.model.eval()
+    _nonzero_adapter(core)
+    core.model.train(train_mode)
     with torch.no_grad():
-        batched, entropy = completion_logprobs(core.model, collate(SAMPLES, 0), temperature=0.8, compute_entropy=True)
+        batched, entropy = completion_logprobs(core.model, collate(SAMPLES, 0), temperature=0.8,
+                                               compute_entropy=True, use_attention_mask=use_attention_mask)
         for i, s in enumerate(SAMPLES):
-            alone, _ = completion_logprobs(core.model, collate([s], 0), temperature=0.8)
+            alone, alone_entropy = completion_logprobs(core.model, collate([s], 0), temperature=0.8,
+                                                       compute_entropy=True)
             n = len(s.completion_token_ids)
             torch.testing.assert_close(batched[i, :n], alone[0, :n], atol=1e-5, rtol=1e-5)
-    assert (entropy > 0).all() and (batched < 0).all()
+            torch.testing.assert_close(entropy[i, :n], alone_entropy[0, :n], atol=1e-5, rtol=1e-5)
+            assert (batched[i, n:] == 0).all()
+    assert (entropy[:, :2] > 0).all() and (batched[:, :2] < 0).all()
+
+
+def test_left_padding_without_a_mask_would_be_wrong(tiny_dir: Path) -> None:
+    # the layout this replaced: left-padded prompts are exact only with the mask, so the test above has teeth
+    core = _core(tiny_dir)
+    _nonzero_adapter(core)
+    short, long_ = SAMPLES[1], SAMPLES[2]  # prompts of 2 and 4 tokens
+    ids = torch.tensor([[0, 0, *short.prompt_token_ids, *short.completion_token_ids],
+                        [*long_.prompt_token_ids, *long_.completion_token_ids, 0]])
+    with torch.no_grad():
+        # no mask, positions 0..6 (pads first; position ids that restart at 0 would make transformers infer
+        # packed sequences and hide the pads, Unsloth does not): row 0 attends to its two pads
+        left = core.model(input_ids=ids, use_cache=False).logits[0, 3:5]
+        alone = core.model(input_ids=ids[:1, 2:], position_ids=torch.arange(2, 7)[None], use_cache=False).logits[0, 1:3]
+    assert (left - alone).abs().max() > 1e-3
 
 
 def test_step_updates_lora_only_and_reports_metrics(tiny_dir: Path) -> None:
