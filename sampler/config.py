@@ -57,16 +57,25 @@ class SamplerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     data_root: str = Field("./data", description="Directory with <domain>.jsonl files and the PDDL they name (path).")
+    pddl_root: str | None = Field(
+        None, description="Folder meta.domain_file / meta.problem_file are relative to; null = data_root (path). "
+        "Nothing outside it is read.",
+    )
     domains: list[str] | None = Field(None, description="Domains to train on; null = every <domain>.jsonl (names).")
     batch_size: int = Field(8, ge=1, description="Prompts per learner optimizer step, all domains together (prompts).")
     seed: int = Field(0, ge=0, description="Seed of bucket draws, pool shuffles and in-batch order (integer).")
     max_steps: int = Field(1000, ge=1, description="Learner optimizer steps in the run; progress = step/max_steps.")
     data_parallel_size: int = Field(1, ge=1, description="Shards a batch splits into, each balanced (shards).")
     on_bad_record: Literal["error", "skip"] = Field(
-        "error", description="A malformed JSONL line fails the load with file:line, or is skipped and counted."
+        "error", description="A malformed JSONL line, or one whose PDDL does not parse, fails the load with "
+        "file:line, or is skipped and counted.",
     )
-    difficulty: Literal["formula", "plan_length"] = Field(
-        "formula", description="Score from the file name's parameters, or meta.reference_plan_length (steps)."
+    difficulty: Literal["seed_doc", "safety_gen_code", "formula", "plan_length"] = Field(
+        "seed_doc", description="Score preset over the file name's parameters: seed_doc = 5n + 3r + 2o (formula is "
+        "its old name), safety_gen_code = the seed trainer's per-domain products; or meta.reference_plan_length.",
+    )
+    check_pddl: Literal["all", "domains", "off"] = Field(
+        "all", description="Parse at load every referenced domain and problem file once, only domain files, or none.",
     )
     on_unparsed_name: Literal["error", "default"] = Field(
         "error", description="A problem file name the domain regex does not match: error, or params 1 with a warning."
@@ -99,6 +108,8 @@ class SamplerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
+        if self.difficulty == "formula":  # the preset's old name, kept so older configs load
+            object.__setattr__(self, "difficulty", "seed_doc")
         lo, hi = self.percentiles
         if not 0 <= lo <= hi <= 100:
             raise ValueError(f"percentiles must satisfy 0 <= low <= high <= 100, got {self.percentiles}")

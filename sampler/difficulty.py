@@ -13,6 +13,10 @@ vehicles, agents) and o (other objects). Built-in specs cover the five domains:
 | delivery | delivery-s<size>-p<packages>-seed<seed> | packages | 1 (the truck) | size * size cells |
 
 Blocksworld has one arm and no objects besides the blocks, hence r = 1, o = 0.
+
+Named presets (`sampler.difficulty`): `seed_doc`, the score above as the seed's document gives it
+(the default), and `safety_gen_code`, what the seed's trainer code computes instead: a product of the
+counts per domain (blocks^2, locations*cars, robots*rooms*balls, spanners*nuts*locations, size*packages).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -144,8 +148,26 @@ DEFAULT_SPECS: dict[str, DifficultySpec] = {
 }
 
 
-def spec_for(domain: str, overrides: dict[str, DifficultySpecConfig]) -> DifficultySpec | None:
-    """The configured spec of a domain, else the built-in one, else None."""
+# The seed trainer's scores (its code, not its document): products of the file name's counts.
+SAFETY_GEN_CODE_SCORES: dict[str, str] = {
+    "blocksworld": "blocks * blocks",
+    "ferry": "locations * cars",
+    "grippers": "robots * rooms * balls",
+    "spanner": "spanners * nuts * locations",
+    "delivery": "size * packages",
+}
+PRESETS: tuple[str, ...] = ("seed_doc", "safety_gen_code")
+
+
+def spec_for(
+    domain: str, overrides: dict[str, DifficultySpecConfig], preset: str = "seed_doc"
+) -> DifficultySpec | None:
+    """The configured spec of a domain, else the built-in one under `preset`, else None."""
     if domain in overrides:
         return DifficultySpec.from_config(domain, overrides[domain])
-    return DEFAULT_SPECS.get(domain)
+    spec = DEFAULT_SPECS.get(domain)
+    if spec is None or preset in ("seed_doc", "formula"):
+        return spec
+    if preset != "safety_gen_code":
+        raise ValueError(f"unknown difficulty preset {preset!r}; expected one of {list(PRESETS)}")
+    return replace(spec, score=SAFETY_GEN_CODE_SCORES[domain])

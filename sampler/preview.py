@@ -1,6 +1,7 @@
 """Show what the sampler would serve: weights and batch composition per step, then the bucket table.
 
     python -m sampler.preview --data-root DIR --batch-size 8 --steps 20 [--max-steps M] [--json]
+    python -m sampler.preview --data-root THEIRS/data/grpo --pddl-root THEIRS --difficulty safety_gen_code ...
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from sampler.config import BUCKETS, SamplerConfig
+from sampler.pddl_check import PddlFileError
 from sampler.stream import BalancedBatchStream
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sampler.preview", description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True, help="directory with <domain>.jsonl files")
+    p.add_argument("--pddl-root", default=None, help="folder meta.*_file paths are relative to (default: --data-root)")
+    p.add_argument("--difficulty", choices=["seed_doc", "safety_gen_code", "plan_length"], default="seed_doc",
+                   help="difficulty preset: 5n+3r+2o (seed_doc), the seed trainer's products, or the gold length")
+    p.add_argument("--check-pddl", choices=["all", "domains", "off"], default="all",
+                   help="parse the referenced domain and problem files at load")
     p.add_argument("--batch-size", type=int, required=True, help="prompts per learner step")
     p.add_argument("--steps", type=int, default=20, help="steps to show, from 0")
     p.add_argument("--max-steps", type=int, default=None, help="steps of the run (progress = step/max-steps); "
@@ -55,7 +62,8 @@ def _weights_text(weights: dict[str, dict[str, float]]) -> str:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> None:
     out = out or sys.stdout  # looked up per call, so redirected stdout is honoured
     cfg = SamplerConfig(
-        data_root=args.data_root, domains=args.domains, batch_size=args.batch_size, seed=args.seed,
+        data_root=args.data_root, pddl_root=args.pddl_root, difficulty=args.difficulty, check_pddl=args.check_pddl,
+        domains=args.domains, batch_size=args.batch_size, seed=args.seed,
         max_steps=args.max_steps or args.steps, schedule=args.schedule,
         data_parallel_size=args.data_parallel_size, on_bad_record=args.on_bad_record,
     )
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         run(parse_args(argv))
-    except (ValueError, FileNotFoundError) as err:  # bad data or options: one line, no traceback
+    except (ValueError, FileNotFoundError, PddlFileError) as err:  # bad data or options: no traceback
         raise SystemExit(f"sampler.preview: {err}") from None
 
 

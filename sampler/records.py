@@ -11,14 +11,19 @@ from typing import IO, Any
 
 import numpy as np
 
+from reward_service.result import Label
 from sampler.config import SamplerConfig
-from sampler.difficulty import DifficultySpec, spec_for
+from sampler.difficulty import DEFAULT_SPECS, DifficultySpec, spec_for
+from sampler.pddl_check import PddlFileCheck, PddlFileError
 
 log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
     """A JSONL line that breaks the record contract; the message starts with `file:line:`."""
+
+
+__all__ = ["PddlFileError", "RecordError", "discover_domains", "ignored_files", "load_records", "pddl_root"]
 
 
 @dataclass
@@ -68,6 +73,7 @@ class RecordIndex:
 
     data_root: str
     domains: dict[str, DomainIndex]
+    pddl_root: str = ""  # the folder meta paths are relative to ("" = data_root)
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -75,14 +81,18 @@ class RecordIndex:
 
 
 class _PathChecker:
-    """Checks meta paths stay inside data_root and exist, listing each directory once (no stat per file)."""
+    """Checks meta paths stay inside the PDDL root and exist, listing each directory once (no stat per file).
+
+    The rule is lexical (the same as reward_service.scoring.resolve_data_path): `..` or an absolute
+    path that leaves the root is refused; symlinks inside it are followed, not resolved.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = root
         self._listings: dict[str, frozenset[str]] = {}
 
     def problem(self, value: Any, key: str) -> str | None:
-        """None when `value` is a path to an existing file inside data_root, else what is wrong."""
+        """None when `value` is a path to an existing file inside the PDDL root, else what is wrong."""
         if not isinstance(value, str) or not value:
             return f"meta.{key} must be a non-empty string, got {value!r}"
         if value[0] != "/" and ".." not in value and "./" not in value and "//" not in value:
@@ -90,7 +100,7 @@ class _PathChecker:
         else:
             full = os.path.normpath(value if os.path.isabs(value) else os.path.join(self.root, value))
             if not full.startswith(self.root + os.sep):
-                return f"meta.{key} {value!r} escapes data_root {self.root}"
+                return f"meta.{key} {value!r} escapes pddl_root {self.root}"
             directory, name = os.path.split(full)
         listing = self._listings.get(directory)
         if listing is None:
@@ -101,19 +111,37 @@ class _PathChecker:
                 listing = frozenset()
             self._listings[directory] = listing
         if name not in listing:
-            return f"meta.{key} {value!r} does not exist under data_root {self.root}"
+            return f"meta.{key} {value!r} does not exist under pddl_root {self.root}"
         return None
+
+    def full(self, value: str) -> str:
+        """The checked path `value` as a normalised absolute path (call after `problem` returned None)."""
+        return os.path.normpath(value if os.path.isabs(value) else os.path.join(self.root, value))
+
+
+def known_domains(cfg: SamplerConfig) -> frozenset[str]:
+    """Names a `<name>.jsonl` may have to be taken as a domain: the built-in five, configured specs, named ones."""
+    return frozenset(DEFAULT_SPECS) | frozenset(cfg.difficulty_specs) | frozenset(cfg.domains or ())
 
 
 def discover_domains(cfg: SamplerConfig) -> dict[str, str]:
-    """Domain name -> JSONL path; a named domain without its file is an error."""
+    """Domain name -> JSONL path; a named domain without its file is an error.
+
+    Only files of known or named domains are domains: a `combined.jsonl`, a `metadata.json` and any
+    other file beside them are left alone (`ignored_files` lists them).
+    """
     root = os.path.abspath(cfg.data_root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"data_root {root} is not a directory")
     if cfg.domains is None:
-        names = sorted(f[: -len(".jsonl")] for f in os.listdir(root) if f.endswith(".jsonl"))
+        known = known_domains(cfg)
+        stems = sorted(f[: -len(".jsonl")] for f in os.listdir(root) if f.endswith(".jsonl"))
+        names = [s for s in stems if s in known]
         if not names:
-            raise FileNotFoundError(f"data_root {root} holds no <domain>.jsonl file")
+            found = f"; found {[s + '.jsonl' for s in stems]}, none of a known domain" if stems else ""
+            raise FileNotFoundError(f"data_root {root} holds no <domain>.jsonl file of a known domain "
+                                    f"({', '.join(sorted(known))}){found}: name yours in sampler.domains "
+                                    "or give them sampler.difficulty_specs")
     else:
         names = sorted(set(cfg.domains))
         for name in names:
@@ -122,28 +150,51 @@ def discover_domains(cfg: SamplerConfig) -> dict[str, str]:
     return {name: os.path.join(root, f"{name}.jsonl") for name in names}
 
 
-def load_records(cfg: SamplerConfig) -> RecordIndex:
-    """Check every line of every selected domain's JSONL and index the good ones."""
+def ignored_files(cfg: SamplerConfig, domains: dict[str, str] | None = None) -> list[str]:
+    """Files directly in data_root that are not a selected domain's JSONL (combined.jsonl, metadata.json, ...)."""
     root = os.path.abspath(cfg.data_root)
+    taken = {os.path.basename(p) for p in (domains or discover_domains(cfg)).values()}
+    with os.scandir(root) as entries:
+        return sorted(e.name for e in entries if e.is_file() and e.name not in taken)
+
+
+def pddl_root(cfg: SamplerConfig) -> str:
+    """The folder meta paths are relative to: sampler.pddl_root, else data_root (absolute, normalised)."""
+    return os.path.normpath(os.path.abspath(cfg.pddl_root if cfg.pddl_root is not None else cfg.data_root))
+
+
+def load_records(cfg: SamplerConfig) -> RecordIndex:
+    """Check every line of every selected domain's JSONL and the PDDL it names, and index the good ones."""
+    root = pddl_root(cfg)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"pddl_root {root} is not a directory")
     checker = _PathChecker(root)
-    domains = {d: _load_domain(d, path, cfg, checker) for d, path in discover_domains(cfg).items()}
-    return RecordIndex(data_root=root, domains=domains)
+    files = discover_domains(cfg)
+    if ignored := ignored_files(cfg, files):
+        log.warning("data_root %s: ignoring %d file(s) that are not a domain's records: %s",
+                    os.path.abspath(cfg.data_root), len(ignored), ", ".join(ignored))
+    pddl = PddlFileCheck(cfg.check_pddl)
+    domains = {d: _load_domain(d, path, cfg, checker, pddl) for d, path in files.items()}
+    return RecordIndex(data_root=os.path.abspath(cfg.data_root), domains=domains, pddl_root=root)
 
 
 def _spec(domain: str, cfg: SamplerConfig) -> DifficultySpec | None:
     if cfg.difficulty == "plan_length":
         return None
-    spec = spec_for(domain, cfg.difficulty_specs)
+    spec = spec_for(domain, cfg.difficulty_specs, cfg.difficulty)
     if spec is None:
         raise ValueError(f"no difficulty spec for domain '{domain}': add sampler.difficulty_specs.{domain} "
                          "or set sampler.difficulty: plan_length")
     return spec
 
 
-def _load_domain(domain: str, path: str, cfg: SamplerConfig, checker: _PathChecker) -> DomainIndex:
+def _load_domain(
+    domain: str, path: str, cfg: SamplerConfig, checker: _PathChecker, pddl: PddlFileCheck
+) -> DomainIndex:
     spec = _spec(domain, cfg)
     param_names = ("plan_length",) if spec is None else spec.param_names
     lines, offsets, params = [], [], []
+    users: dict[tuple[str, str], list[int]] = {}  # (domain file, problem file) -> lines of the records using it
     skipped: Counter[str] = Counter()
     unparsed = 0
     offset = 0
@@ -152,7 +203,7 @@ def _load_domain(domain: str, path: str, cfg: SamplerConfig, checker: _PathCheck
             start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue  # blank lines (e.g. a trailing newline) are not records
-            problem, row = _check_line(raw, spec, cfg, checker)
+            problem, row, meta = _check_line(raw, spec, cfg, checker)
             if problem == "unparsed":
                 unparsed += 1
                 problem, row = None, [1] * len(param_names)
@@ -165,6 +216,14 @@ def _load_domain(domain: str, path: str, cfg: SamplerConfig, checker: _PathCheck
             lines.append(lineno)
             offsets.append(start)
             params.append(row)
+            assert meta is not None  # a record without a problem has its meta
+            pair = (checker.full(meta["domain_file"]), checker.full(meta["problem_file"]))
+            users.setdefault(pair, []).append(lineno)
+    bad_lines = _check_pddl(path, users, pddl, cfg)
+    if bad_lines:
+        skipped["pddl"] += len(bad_lines)
+        keep = [k for k, ln in enumerate(lines) if ln not in bad_lines]
+        lines, offsets, params = [lines[k] for k in keep], [offsets[k] for k in keep], [params[k] for k in keep]
     if unparsed:
         log.warning("domain %s: %d problem file names do not match %r; using params 1", domain, unparsed, spec.pattern)
     if skipped:
@@ -183,38 +242,66 @@ def _load_domain(domain: str, path: str, cfg: SamplerConfig, checker: _PathCheck
 
 
 _decode = json.JSONDecoder().decode
+LABELS = frozenset(label.value for label in Label)
+
+
+def _check_pddl(path: str, users: dict[tuple[str, str], list[int]], pddl: PddlFileCheck,
+                cfg: SamplerConfig) -> set[int]:
+    """0-based lines of records whose PDDL does not parse; with on_bad_record: error, the first bad file raises."""
+    bad: set[int] = set()
+    for (domain_file, problem_file), record_lines in users.items():
+        error = pddl.check(domain_file, problem_file)
+        if error is None:
+            continue
+        if cfg.on_bad_record == "error":
+            bad_file = domain_file if pddl.check(domain_file, None) else problem_file
+            every = sorted(ln for pair, ls in users.items() if bad_file in pair for ln in ls)
+            raise PddlFileError(f"{error}\n  used by {len(every)} record(s): {_lines_text(path, every)}")
+        bad.update(record_lines)
+        log.debug("skipping %d records of %s: %s", len(record_lines), path, error)
+    return bad
+
+
+def _lines_text(path: str, lines: list[int], most: int = 10) -> str:
+    shown = ", ".join(str(ln + 1) for ln in lines[:most])
+    return f"{path}:{shown}" + (f" and {len(lines) - most} more" if len(lines) > most else "")
 
 
 def _check_line(
     raw: bytes, spec: DifficultySpec | None, cfg: SamplerConfig, checker: _PathChecker
-) -> tuple[str | None, list[int]]:
-    """(what is wrong or None, difficulty params row); "unparsed" when only the file name failed, defaults apply."""
+) -> tuple[str | None, list[int], dict[str, Any] | None]:
+    """(what is wrong or None, difficulty params row, meta); "unparsed" when only the file name failed."""
     try:
         rec = _decode(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
-        return f"invalid UTF-8 at byte {err.start}", []
+        return f"invalid UTF-8 at byte {err.start}", [], None
     except json.JSONDecodeError as err:
-        return f"invalid JSON: {err.msg} at column {err.colno}", []
+        return f"invalid JSON: {err.msg} at column {err.colno}", [], None
     if not isinstance(rec, dict):
-        return f"record must be a JSON object, got {type(rec).__name__}", []
+        return f"record must be a JSON object, got {type(rec).__name__}", [], None
     prompt = rec.get("prompt")
     if not isinstance(prompt, str) or not prompt:
-        return f"prompt must be a non-empty string, got {type(prompt).__name__}", []
+        return f"prompt must be a non-empty string, got {type(prompt).__name__}", [], None
     meta = rec.get("meta")
     if not isinstance(meta, dict):
-        return f"meta must be a JSON object, got {type(meta).__name__}", []
+        return f"meta must be a JSON object, got {type(meta).__name__}", [], None
     for key in ("problem_file", "domain_file"):
         if (problem := checker.problem(meta.get(key), key)) is not None:
-            return problem, []
-    if spec is None:
-        length = meta.get("reference_plan_length")
+            return problem, [], None
+    length = meta.get("reference_plan_length")
+    if spec is None or length is not None:  # the reward reads it too: "4" or 7.0 must fail here, not there
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-            return f"meta.reference_plan_length must be an integer >= 0 for difficulty: plan_length, got {length!r}", []
-        return None, [length]
+            why = " for difficulty: plan_length" if spec is None else ""
+            return f"meta.reference_plan_length must be an integer >= 0{why}, got {length!r}", [], None
+    label = rec.get("class_label")
+    if label is not None and label not in LABELS:
+        return f"class_label must be one of {sorted(LABELS)}, got {label!r}", [], None
+    if spec is None:
+        return None, [length], meta
     row = spec.parse_row(meta["problem_file"])
     if row is None:
         if cfg.on_unparsed_name == "default":
-            return "unparsed", []
+            return "unparsed", [], meta
         return (f"problem file name {os.path.basename(meta['problem_file'])!r} of domain '{spec.domain}' "
-                f"does not match {spec.pattern!r}"), []
-    return None, row
+                f"does not match {spec.pattern!r}"), [], None
+    return None, row, meta

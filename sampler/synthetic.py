@@ -79,7 +79,7 @@ def write_synthetic_dataset(
             stem, length = problem_stem(domain, rng, 1000 + k)
             rel = f"problems/{domain}/{stem}.pddl"
             with open(os.path.join(root, rel), "w") as f:
-                f.write(f"(define (problem {stem}) (:domain {domain}))\n")
+                f.write(f"(define (problem {stem}) (:domain {domain}) (:goal (and)))\n")
             problems.append((rel, length))
         paths[domain] = os.path.join(root, f"{domain}.jsonl")
         with open(paths[domain], "w") as f:

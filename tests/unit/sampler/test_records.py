@@ -15,7 +15,10 @@ from sampler.records import RecordError, load_records
 def _touch(root, rel):
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("(define)\n")
+    if rel.startswith("d/"):
+        path.write_text("(define (domain ferry))\n")
+    else:
+        path.write_text("(define (problem p) (:domain ferry) (:goal (and)))\n")
 
 
 def _good(i: int, cars: int = 2) -> dict:
@@ -59,12 +62,12 @@ BAD = [
     ({"prompt": "x", "meta": {"domain_file": "d/ferry.pddl"}}, "meta.problem_file must be a non-empty string"),
     ({"prompt": "x", "meta": {"problem_file": "p/ferry-l3-c2-s0.pddl"}}, "meta.domain_file must be a non-empty"),
     ({"prompt": "x", "meta": {"problem_file": "p/ferry-l3-c2-s9.pddl", "domain_file": "d/ferry.pddl"}},
-     "does not exist under data_root"),
+     "does not exist under pddl_root"),
     ({"prompt": "x", "meta": {"problem_file": "../ferry-l3-c2-s0.pddl", "domain_file": "d/ferry.pddl"}},
-     "escapes data_root"),
+     "escapes pddl_root"),
     ({"prompt": "x", "meta": {"problem_file": "p/../../x/ferry-l3-c2-s0.pddl", "domain_file": "d/ferry.pddl"}},
-     "escapes data_root"),
-    ({"prompt": "x", "meta": {"problem_file": "/etc/passwd", "domain_file": "d/ferry.pddl"}}, "escapes data_root"),
+     "escapes pddl_root"),
+    ({"prompt": "x", "meta": {"problem_file": "/etc/passwd", "domain_file": "d/ferry.pddl"}}, "escapes pddl_root"),
 ]
 
 
@@ -104,11 +107,14 @@ def test_unparsed_file_name_errors_or_defaults(root, caplog):
     assert "domain ferry: 1 problem file names do not match" in caplog.text
 
 
-def test_domain_filter_and_missing_domain(root):
+def test_domain_filter_and_missing_domain(root, caplog):
     _write(root, "ferry", [_good(0)])
     _write(root, "other", [_good(1)])
+    with caplog.at_level(logging.WARNING):
+        assert list(load_records(_cfg(root)).domains) == ["ferry"]  # other.jsonl is no known domain: ignored
+    assert "ignoring 1 file(s) that are not a domain's records: other.jsonl" in caplog.text
     with pytest.raises(ValueError, match="no difficulty spec for domain 'other'"):
-        load_records(_cfg(root))
+        load_records(_cfg(root, domains=["other"]))  # named, it is a domain and needs a spec
     assert list(load_records(_cfg(root, domains=["ferry"])).domains) == ["ferry"]
     with pytest.raises(FileNotFoundError, match="domain 'spanner' has no file"):
         load_records(_cfg(root, domains=["ferry", "spanner"]))

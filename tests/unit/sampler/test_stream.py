@@ -154,7 +154,7 @@ def test_tied_domain_falls_back_and_stays_balanced(tmp_path, caplog):
     write_synthetic_dataset(tmp_path, {"ferry": 30, "grippers": 30}, seed=0, prompt_chars=10)
     lines = (tmp_path / "grippers.jsonl").read_text().splitlines()
     same = tmp_path / "problems/grippers/grippers-n1-r4-o3-s1.pddl"
-    same.write_text("(define)")
+    same.write_text("(define (problem tied) (:domain grippers) (:goal (and)))")
     tied = [json.dumps({**json.loads(x), "meta": {**json.loads(x)["meta"], "problem_file": str(same.relative_to(
         tmp_path))}}) for x in lines]
     (tmp_path / "grippers.jsonl").write_text("\n".join(tied) + "\n")
