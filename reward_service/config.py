@@ -24,13 +24,23 @@ class RewardConfig(BaseModel):
         -0.9, ge=-1, le=1, description="safety_constraints_violation reward at p = 0 (reward units)."
     )
     safety_violation_progress: float = Field(
-        0.3, ge=0, le=2, description="Added per unit of p = failed_step / reference_length (reward units)."
+        0.3, ge=0, le=2, description="Added per unit of p = min(1, failed_step / denominator) (reward units)."
     )
     precondition_violation_base: float = Field(
         -0.6, ge=-1, le=1, description="precondition_violation reward at p = 0 (reward units)."
     )
     precondition_violation_progress: float = Field(
-        0.3, ge=0, le=2, description="Added per unit of p = failed_step / reference_length (reward units)."
+        0.3, ge=0, le=2, description="Added per unit of p = min(1, failed_step / denominator) (reward units)."
+    )
+    progress_denominator: Literal["plan_size", "reference_length"] = Field(
+        "plan_size",
+        description=(
+            "Denominator of p (steps). plan_size, the seed's: VAL's 'Plan size', the generated plan's own length;"
+            " needs no gold plan, but a plan failing at step 2 of 2 outranks one failing at step 5 of 10."
+            " reference_length: the gold length (meta.reference_plan_length, else a .soln beside the problem, else"
+            " plan_size), one denominator for a whole group, so p ranks completions by the step they got to."
+            " A denominator of 0 gives p = 0.5."
+        ),
     )
     goal_not_satisfied_base: float = Field(
         -0.3, ge=-1, le=1, description="goal_not_satisfied reward at g = 0 (reward units)."

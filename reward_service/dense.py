@@ -1,4 +1,4 @@
-"""The seed's dense reward: a ValidationResult and a reference plan length to a number, or None.
+"""The seed's dense reward: a ValidationResult (and, as an option, a gold plan length) to a number, or None.
 
 DESIGN.md "Reward semantics", every number from RewardConfig:
 
@@ -10,7 +10,9 @@ DESIGN.md "Reward semantics", every number from RewardConfig:
     success_plans                +1.0
     validator_error / timeout    None (never a number: left out of the group's advantage)
 
-p = min(1, failed_step / reference_length), g = goals_satisfied / goals_total.
+p = min(1, failed_step / denominator), g = goals_satisfied / goals_total. The denominator is
+`RewardConfig.progress_denominator`: plan_size (default, the seed's: VAL's "Plan size", the generated plan's
+length) or reference_length (the gold length when known, else plan_size); a denominator of 0 gives p = 0.5.
 """
 
 from __future__ import annotations
@@ -28,19 +30,28 @@ from reward_service.result import Label, ValidationResult
 _SOLN_ACTION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*:\s*)?\(")
 
 
-def progress(failed_step: int, reference_length: int) -> float:
-    """p = min(1, failed_step / reference_length); a reference of 0 counts as 1 so p stays defined."""
+def progress(failed_step: int, denominator: int) -> float:
+    """p = min(1, failed_step / denominator); a denominator of 0 gives the middle of the range, 0.5 (the seed's)."""
     if failed_step < 0:
         raise ValueError(f"failed_step must be >= 0, got {failed_step}")
-    return min(1.0, failed_step / max(reference_length, 1))
+    if denominator < 0:
+        raise ValueError(f"denominator must be >= 0, got {denominator}")
+    return 0.5 if denominator == 0 else min(1.0, failed_step / denominator)
+
+
+def progress_denominator(result: ValidationResult, reference_length: int | None, config: RewardConfig) -> int:
+    """The denominator of p: the plan's size (VAL's "Plan size"), or the gold length when configured and known."""
+    if config.progress_denominator == "reference_length" and reference_length is not None:
+        return reference_length
+    return result.plan_length
 
 
 def reward_for(result: ValidationResult, reference_length: int | None, config: RewardConfig) -> float | None:
     """The dense reward of one validated plan; None when the validator failed (error or timeout).
 
-    `reference_length` None means "unknown": the generated plan's own length is used, as the seed did.
-    A safety violation with no failed step (a `sometime` / `at end` constraint that only fails once the
-    plan is over) counts as failing after the last step: failed_step = plan_length.
+    `reference_length` (the gold plan length, None when unknown) is read only with
+    `progress_denominator: reference_length`. A violation without a failed step (VAL printed no happening)
+    counts as failing at the last step: failed_step = plan_length.
     """
     label = result.label
     if label is Label.VALIDATOR_ERROR:
@@ -54,9 +65,8 @@ def reward_for(result: ValidationResult, reference_length: int | None, config: R
     if label is Label.GOAL_NOT_SATISFIED:
         g = result.goals_satisfied / result.goals_total if result.goals_total > 0 else 0.0
         return config.goal_not_satisfied_base + config.goal_not_satisfied_progress * min(1.0, max(0.0, g))
-    reference = reference_length if reference_length is not None else result.plan_length
     failed = result.failed_step if result.failed_step is not None else result.plan_length
-    p = progress(failed, reference)
+    p = progress(failed, progress_denominator(result, reference_length, config))
     if label is Label.SAFETY_CONSTRAINTS_VIOLATION:
         return config.safety_violation_base + config.safety_violation_progress * p
     if label is Label.PRECONDITION_VIOLATION:

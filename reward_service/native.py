@@ -110,10 +110,11 @@ class NativeValidator:
                           unsatisfied_preconditions=out.unsatisfied,
                           messages=(f"Plan failed because of unsatisfied precondition in: {step}",
                                     f"{step} has an unsatisfied precondition at time {out.failed_step}"))
-        if out.kind == "safety":
+        if out.kind == "safety":  # failed_step: the step VAL ran after the breaking state, as the seed reads it
             return result(Label.SAFETY_CONSTRAINTS_VIOLATION, failed_step=out.failed_step,
-                          violated_constraint=out.violated,
-                          messages=(f"Constraint {out.violated} violated at {out.failed_step}",
+                          violation_state_index=out.state_index, violated_constraint=out.violated,
+                          messages=(f"Constraint {out.violated} violated at {out.state_index}",
+                                    f"Checking next happening (time {out.failed_step})",
                                     "Plan failed to execute"))
         msgs = ("Goal not satisfied",) if out.violated is None else (
             f"Constraint {out.violated} violated at end", "Goal not satisfied")

@@ -52,7 +52,11 @@ class ValidationResult:
 
     label: Label
     plan_length: int = 0
-    failed_step: int | None = None  # VAL's 1-based numbering of the step that failed
+    # The step the seed's reward reads from VAL's text: precondition -> N of "has an unsatisfied precondition at
+    # time N"; safety -> N of the last "Checking next happening (time N)" before VAL gives up, i.e. the step VAL
+    # ran after the state that broke the constraint (state index + 1).
+    failed_step: int | None = None
+    violation_state_index: int | None = None  # safety only: the state that broke the constraint (0 = initial)
     goals_satisfied: int = 0
     goals_total: int = 0
     violated_constraint: str | None = None

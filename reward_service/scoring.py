@@ -36,7 +36,8 @@ class Score:
     label: Label
     plan: str = ""  # the extracted plan, one normalised action per line
     plan_length: int = 0
-    failed_step: int | None = None
+    failed_step: int | None = None  # as the seed reads VAL's text (ValidationResult.failed_step)
+    violation_state_index: int | None = None  # safety: the state that broke the constraint (0 = initial)
     goals_satisfied: int = 0
     goals_total: int = 0
     violated_constraint: str | None = None
@@ -44,7 +45,7 @@ class Score:
     latency_ms: float = 0.0
     sample_id: str = ""
     domain: str = ""
-    reference_length: int | None = None  # the length p was computed against (None = the plan's own)
+    reference_length: int | None = None  # gold length p was computed against (progress_denominator reference_length)
     dropped_lines: int = 0  # prose lines before the plan, as extract.Extraction reports
     trailing_text: str = ""  # text after the plan (truncated)
     error: str | None = None  # why reward is None, or why the extractor decided the label
@@ -163,6 +164,8 @@ class RewardScorer:
         scores: list[Score | None] = [None] * len(completions)
         groups: dict[tuple[Path, Path], list[tuple[int, Extraction, Score]]] = {}
         # A GRPO group shares one sample: resolve its files and reference length once per sample_id, not per plan.
+        # The gold length is looked up only when it is p's denominator (progress_denominator: reference_length).
+        by_reference = self.config.progress_denominator == "reference_length"
         resolved: dict[str, tuple[Path, Path, str, int | None]] = {}
         for i, completion in enumerate(completions):
             sample = by_id.get(completion.sample_id)
@@ -176,7 +179,7 @@ class RewardScorer:
                     domain_file,
                     problem,
                     sample_domain(sample),
-                    reference_length(meta, self.data_root, problem),
+                    reference_length(meta, self.data_root, problem) if by_reference else None,
                 )
             domain_path, problem_path, domain, reference = resolved[completion.sample_id]
             t0 = time.perf_counter()
@@ -265,6 +268,7 @@ class RewardScorer:
             label=result.label,
             plan_length=result.plan_length or base.plan_length,
             failed_step=result.failed_step,
+            violation_state_index=result.violation_state_index,
             goals_satisfied=result.goals_satisfied,
             goals_total=result.goals_total,
             violated_constraint=result.violated_constraint,

@@ -19,10 +19,14 @@ type error, 139 for a segfault). What we read, learnt by running Validate (val-w
     Plan failed because of unsatisfied precondition in:
     (act a b) has an unsatisfied precondition at time N      -> precondition_violation, failed step N
     (Set (atom) to true)                   the unsatisfied precondition atoms that follow
-    Checking trajectory constraints at N   the state after step N (0 = initial state)
+    Checking trajectory constraints at K   the state after step K (0 = initial state)
     Failure to satisfy: (NOT (holding c))  always / forall / imply failed in that state
-    Constraint violated by satisfaction of (holding b) at N   at-most-once failed at step N
-    Plan failed to execute                 with neither precondition nor goal text -> safety violation
+    Constraint violated by satisfaction of (holding b) at K   at-most-once failed in state K
+    X satisfied without Y sometime before  sometime-before failed in that state
+    Checking next happening (time N)       VAL runs step N = K+1 even after state K broke a constraint
+    Plan failed to execute                 with neither precondition nor goal text -> safety violation,
+                                              failed step = N of the last "Checking next happening" before
+                                              it (the seed's reading), violation_state_index = K
 
 The final state's constraint checks belong to VAL's goal check: an `always`, `at-most-once` or
 `sometime-before` first violated by the last step prints "Goal not satisfied" (advice "(No advice for
@@ -101,6 +105,7 @@ class _Verdict:
     label: Label
     plan_size: int | None
     failed_step: int | None = None
+    violation_state_index: int | None = None
     unsatisfied_goals: int = 0
     violated_constraint: str | None = None
     unsatisfied_preconditions: tuple[str, ...] = ()
@@ -161,18 +166,21 @@ def classify_val_output(text: str) -> _Verdict:
         msgs = tuple(ln for ln in stripped if "unsatisfied precondition" in ln)
         return _Verdict(Label.PRECONDITION_VIOLATION, plan_size, step, unsatisfied_preconditions=atoms, messages=msgs)
     if failed:
-        step, constraint, state = None, None, None
+        step, state_index, constraint, state = None, None, None, None
         for ln in stripped:
-            m = _TRAJ_AT.match(ln)
-            if m:
+            if ln in ("Plan failed to execute", "Plan invalid"):
+                break
+            if m := _HAPPENING.match(ln):
+                step = _step_number(m.group(1))  # the seed's number: the last happening before the failure
+            elif m := _TRAJ_AT.match(ln):
                 state = _step_number(m.group(1))
             elif (ln.startswith("Failure to satisfy: ") or ln.endswith(" sometime before")) and constraint is None:
-                step, constraint = state, ln
+                state_index, constraint = state, ln
             elif (m := _AMO.match(ln)) and constraint is None:
-                step, constraint = _step_number(m.group(2)), ln
+                state_index, constraint = _step_number(m.group(2)), ln
         msgs = (constraint,) if constraint else ()
-        return _Verdict(Label.SAFETY_CONSTRAINTS_VIOLATION, plan_size, step, violated_constraint=constraint,
-                        messages=msgs)
+        return _Verdict(Label.SAFETY_CONSTRAINTS_VIOLATION, plan_size, step, state_index,
+                        violated_constraint=constraint, messages=msgs)
     return _Verdict(Label.VALIDATOR_ERROR, plan_size, messages=("no verdict in VAL output",))
 
 
@@ -337,7 +345,8 @@ class ValValidator:
         elif v.label in (Label.GOAL_NOT_SATISFIED, Label.EMPTY_PLAN):
             satisfied = max(0, total - v.unsatisfied_goals)
         return ValidationResult(
-            label=v.label, plan_length=v.plan_size or 0, failed_step=v.failed_step, goals_satisfied=satisfied,
+            label=v.label, plan_length=v.plan_size or 0, failed_step=v.failed_step,
+            violation_state_index=v.violation_state_index, goals_satisfied=satisfied,
             goals_total=total, violated_constraint=v.violated_constraint,
             unsatisfied_preconditions=v.unsatisfied_preconditions, messages=v.messages, validator=self.name,
             latency_ms=seconds * 1000,

@@ -1,11 +1,13 @@
 """Validate and score plan files (or raw model completions) against a PDDL domain and problem.
 
     python -m reward_service.validate DOMAIN PROBLEM PLAN [PLAN ...] [--validator val|native] [--json]
+                                      [--progress-denominator plan_size|reference_length]
                                       [--reference-length N] [--from-completion]
 
 Every plan gets its label and the dense reward of DESIGN.md (RewardConfig defaults; None when the
-validator failed). The reference length is `--reference-length`, else a `.soln` beside the problem, else
-the plan's own length. With `--from-completion` each PLAN file is raw model output: it goes through the
+validator failed). p's denominator is the plan's size (the seed's), or with `--progress-denominator
+reference_length` (implied by `--reference-length N`) the gold length: N, else a `.soln` beside the problem,
+else the plan's size. With `--from-completion` each PLAN file is raw model output: it goes through the
 same extractor -> validator -> reward path as training (RewardScorer), and the JSON also carries
 `extracted_plan` and `dropped`.
 
@@ -65,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("plans", nargs="+", metavar="PLAN", help="plan files in VAL's format (or completions)")
     parser.add_argument("--validator", choices=VALIDATOR_NAMES, default="val", help="which validator (default val)")
     parser.add_argument("--json", action="store_true", help="one JSON object per plan per line")
+    parser.add_argument("--progress-denominator", choices=("plan_size", "reference_length"), default=None,
+                        help="denominator of p: the plan's size (default) or the gold length (RewardConfig)")
     parser.add_argument("--reference-length", type=_non_negative, metavar="N", default=None,
-                        help="gold plan length for p (default: a .soln beside the problem, else the plan's length)")
+                        help="gold plan length for p, implies --progress-denominator reference_length "
+                             "(default: a .soln beside the problem, else the plan's size)")
     parser.add_argument("--from-completion", action="store_true",
                         help="each PLAN file is raw model output: extract its plan first, as training does")
     return parser
@@ -92,14 +97,17 @@ def validate_files(
 ) -> list[PlanOutcome]:
     """Validate and score every plan file against one (domain, problem); PddlError/OSError propagate to main().
 
-    `reference` None: a `.soln` beside the problem, else each plan's own length.
+    `reference` is read with `progress_denominator: reference_length` only; None there: a `.soln` beside the
+    problem, else each plan's size.
     """
     config = config or RewardConfig()
     plans, errors = read_plans(paths, validator.name, load_task(domain, problem).goals_total)
     readable = [i for i, p in enumerate(plans) if p is not None]
     results = validator.validate_many(domain, problem, [plans[i] for i in readable])
     by_index = {**errors, **dict(zip(readable, results, strict=True))}
-    if reference is None:
+    if config.progress_denominator != "reference_length":
+        reference = None
+    elif reference is None:
         reference = reference_length({}, None, problem)
     return [PlanOutcome(path, by_index[i], reward_for(by_index[i], reference, config), reference)
             for i, path in enumerate(paths)]
@@ -173,7 +181,8 @@ def result_record(outcome: PlanOutcome) -> dict:
     record = {
         "plan": outcome.path, "label": r.label.value, "valid": r.valid, "reward": outcome.reward,
         "reference_length": outcome.reference_length, "plan_length": r.plan_length,
-        "failed_step": r.failed_step, "goals_satisfied": r.goals_satisfied, "goals_total": r.goals_total,
+        "failed_step": r.failed_step, "violation_state_index": r.violation_state_index,
+        "goals_satisfied": r.goals_satisfied, "goals_total": r.goals_total,
         "violated_constraint": r.violated_constraint, "unsatisfied_preconditions": list(r.unsatisfied_preconditions),
         "messages": list(r.messages), "validator": r.validator, "latency_ms": round(r.latency_ms, 3),
         "error": r.error,
@@ -217,14 +226,20 @@ def write_text(outcomes: list[PlanOutcome], out: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    denominator = args.progress_denominator or ("plan_size" if args.reference_length is None else "reference_length")
+    if denominator == "plan_size" and args.reference_length is not None:
+        parser.error("--reference-length needs --progress-denominator reference_length (p's denominator is then "
+                     "the gold length)")
     run = score_completions if args.from_completion else validate_files
     try:
         for path in (args.domain, args.problem, *args.plans):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: no such file")
         outcomes = run(make_validator(args.validator), args.domain, args.problem, args.plans,
-                       args.reference_length, RewardConfig(validator=args.validator))
+                       args.reference_length,
+                       RewardConfig(validator=args.validator, progress_denominator=denominator))
     except (PddlError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

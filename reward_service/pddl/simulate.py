@@ -13,14 +13,17 @@ from reward_service.pddl.monitors import ConstraintMonitor, GroundModal, ground_
 class Outcome:
     """What happened to a plan. `kind`: success | precondition | safety | goal.
 
-    failed_step: precondition -> the 1-based step whose precondition failed (VAL's time);
-    safety -> the index of the state where the violation became certain (0 = initial state), which is
-    VAL's "Checking trajectory constraints at K" time; goal -> None.
+    failed_step: precondition -> the 1-based step whose precondition failed (VAL's time); safety -> the
+    1-based step VAL ran after the state that broke the constraint (its last "Checking next happening (time
+    N)"), i.e. state_index + 1, the number the seed's reward reads; goal -> None.
+    state_index: safety only -> the state where the violation became certain (0 = initial state), VAL's
+    "Checking trajectory constraints at K".
     """
 
     kind: str
     steps_executed: int
     failed_step: int | None = None
+    state_index: int | None = None
     unsatisfied: tuple[str, ...] = ()
     violated: str | None = None
     goals_satisfied: int = 0
@@ -88,16 +91,21 @@ class Simulator:
             violated = monitor.observe(state) if monitor is not None else None
             if not act.applicable(state):
                 bad = tuple(text for text, f in act.conjuncts if not holds(f, state))
-                return Outcome("precondition", k, k + 1, bad, None, *self._goal_counts(state))
+                sat, total = self._goal_counts(state)
+                return Outcome("precondition", k, failed_step=k + 1, unsatisfied=bad, goals_satisfied=sat,
+                               goals_total=total)
             state = act.apply(state)
             if violated is not None:
-                return Outcome("safety", k + 1, k, (), violated.text, *self._goal_counts(state))
+                # VAL has already run step k+1 ("Checking next happening (time k+1)") when it stops
+                sat, total = self._goal_counts(state)
+                return Outcome("safety", k + 1, failed_step=k + 1, state_index=k, violated=violated.text,
+                               goals_satisfied=sat, goals_total=total)
         n = len(plan)
         sat, total = self._goal_counts(state)
         if not self._goal_test(state):
-            return Outcome("goal", n, None, (), None, sat, total)
+            return Outcome("goal", n, goals_satisfied=sat, goals_total=total)
         if monitor is not None:
             violated = monitor.observe(state) or monitor.finish(state)
             if violated is not None:
-                return Outcome("goal", n, None, (), violated.text, sat, total)
-        return Outcome("success", n, None, (), None, sat, total)
+                return Outcome("goal", n, violated=violated.text, goals_satisfied=sat, goals_total=total)
+        return Outcome("success", n, goals_satisfied=sat, goals_total=total)

@@ -28,7 +28,7 @@ def validate_binary() -> str | None:
 
 
 def val_verdict(binary: str, domain: Path, problem: Path, plan: Path) -> dict:
-    """label / failed_step / unsatisfied-goal count from VAL's text (never its exit code)."""
+    """label / failed_step / unsatisfied-goal count from VAL's text (never its exit code), read as the seed does."""
     out = subprocess.run([binary, "-v", str(domain), str(problem), str(plan)], capture_output=True, text=True,
                          timeout=30).stdout
     verdict: dict = {"label": None, "failed_step": None, "goals_unsatisfied": None, "text": out}
@@ -43,15 +43,16 @@ def val_verdict(binary: str, domain: Path, problem: Path, plan: Path) -> dict:
         verdict["failed_step"] = int(re.search(r"unsatisfied precondition at time (\d+)", out).group(1))
     elif "Plan failed to execute" in out:
         verdict["label"] = "safety_constraints_violation"
-        time = None
-        for line in out.splitlines():
-            m = re.match(r"Checking trajectory constraints at (\d+)", line)
-            if m:
-                time = int(m.group(1))
-            elif line.startswith(("Failure to satisfy", "Constraint violated", "Final requirement")) or \
-                    "sometime before" in line:
+        # the seed: the time of the last "Checking next happening" before VAL gives up
+        before = out.split("Plan failed to execute", 1)[0]
+        verdict["failed_step"] = int(re.findall(r"^Checking next happening \(time (\d+)\)", before, re.M)[-1])
+        state = None
+        for line in before.splitlines():
+            if m := re.match(r"Checking trajectory constraints at (\d+)", line):
+                state = int(m.group(1))
+            elif line.startswith(("Failure to satisfy", "Constraint violated")) or "sometime before" in line:
                 break
-        verdict["failed_step"] = time
+        verdict["state_index"] = state
     return verdict
 
 
@@ -89,7 +90,7 @@ def test_fixture_plan_label(validator, plan_file):
     assert result.label is EXPECTED[kind], result
     assert result.validator == "native" and result.plan_length == len(read_plan(plan_file))
     if result.label in (Label.PRECONDITION_VIOLATION, Label.SAFETY_CONSTRAINTS_VIOLATION):
-        assert result.failed_step is not None and 0 <= result.failed_step <= result.plan_length
+        assert result.failed_step is not None and 1 <= result.failed_step <= result.plan_length
     if result.label is Label.PRECONDITION_VIOLATION:
         assert result.unsatisfied_preconditions
     if result.label is Label.SAFETY_CONSTRAINTS_VIOLATION:
@@ -109,6 +110,8 @@ def test_native_agrees_with_val_binary(validator, plan_file):
     val = val_verdict(VAL, *files(plan_file), plan_file)
     assert ours.label.value == val["label"], val["text"]
     assert ours.failed_step == val["failed_step"], val["text"]
+    if ours.label is Label.SAFETY_CONSTRAINTS_VIOLATION:
+        assert ours.violation_state_index == val["state_index"] == ours.failed_step - 1, val["text"]
     if val["goals_unsatisfied"] is not None:
         assert ours.goals_total - ours.goals_satisfied == val["goals_unsatisfied"], val["text"]
 
@@ -116,7 +119,8 @@ def test_native_agrees_with_val_binary(validator, plan_file):
 def test_known_failed_steps_and_goal_counts(validator):
     bw = FIXTURES / "blocksworld" / "p01.safety-amo.plan"
     r = validator.validate(*files(bw), read_plan(bw))
-    assert (r.failed_step, r.violated_constraint) == (3, "(at-most-once (holding c))")
+    # state 3 breaks it; VAL then runs step 4 ("Checking next happening (time 4)"): the seed reads 4
+    assert (r.failed_step, r.violation_state_index, r.violated_constraint) == (4, 3, "(at-most-once (holding c))")
     pre = FIXTURES / "blocksworld" / "p01.precond.plan"  # state 1 breaks `always`, step 2 fails: precondition wins
     r = validator.validate(*files(pre), read_plan(pre))
     assert (r.failed_step, r.unsatisfied_preconditions) == (2, ("(clear a)",))

@@ -104,11 +104,23 @@ def test_partial_rewards_on_ferry(scorer: RewardScorer) -> None:
     assert valid.reward == 1.0
 
 
-def test_reference_length_from_meta_changes_p(scorer: RewardScorer) -> None:
+def test_reference_length_from_meta_is_p_only_when_configured(scorer: RewardScorer) -> None:
     text = (FIXTURES / "ferry" / "p01.precond.plan").read_text()
-    (score,) = scorer.score([Completion("f", text)], [sample("ferry", "f", reference_plan_length=12)])
+    (default,) = scorer.score([Completion("f", text)], [sample("ferry", "f", reference_plan_length=12)])
+    assert default.reference_length is None  # plan_size, the seed's: the gold length is not read
+    assert default.reward == pytest.approx(-0.6 + 0.3 * 3 / default.plan_length)
+    by_gold = RewardScorer(scorer.config.model_copy(update={"progress_denominator": "reference_length"}),
+                           scorer.data_root, validator=scorer.validator)
+    (score,) = by_gold.score([Completion("f", text)], [sample("ferry", "f", reference_plan_length=12)])
     assert score.reference_length == 12
     assert score.reward == pytest.approx(-0.6 + 0.3 * 3 / 12)
+
+
+def test_safety_score_carries_the_seeds_step_and_the_state_index(scorer: RewardScorer) -> None:
+    text = (FIXTURES / "blocksworld" / "p01.safety-amo.plan").read_text()  # state 3 breaks at-most-once
+    (score,) = scorer.score([Completion("b", text)], [sample("blocksworld", "b")])
+    assert (score.label, score.failed_step, score.violation_state_index) == (Label.SAFETY_CONSTRAINTS_VIOLATION, 4, 3)
+    assert score.reward == pytest.approx(-0.9 + 0.3 * 4 / 6)
 
 
 def test_chat_transcript_is_extracted_before_validation(scorer: RewardScorer) -> None:

@@ -90,14 +90,15 @@ def test_empty_plan(val, task):
 @pytest.mark.parametrize(
     ("constraints", "label", "step", "text"),
     [
-        ("(always (not (holding c)))", Label.SAFETY_CONSTRAINTS_VIOLATION, 1, "(NOT (holding c))"),
-        ("(always (not (ontable a)))", Label.SAFETY_CONSTRAINTS_VIOLATION, 0, "(NOT (ontable a))"),
-        ("(at-most-once (holding b))", Label.SAFETY_CONSTRAINTS_VIOLATION, 5, "(holding b)"),
+        # safety: the seed's step, the last "Checking next happening (time N)", one past the breaking state
+        ("(always (not (holding c)))", Label.SAFETY_CONSTRAINTS_VIOLATION, 2, "(NOT (holding c))"),
+        ("(always (not (ontable a)))", Label.SAFETY_CONSTRAINTS_VIOLATION, 1, "(NOT (ontable a))"),
+        ("(at-most-once (holding b))", Label.SAFETY_CONSTRAINTS_VIOLATION, 6, "(holding b)"),
         ("(forall (?x - block) (always (imply (holding ?x) (not (= ?x c)))))",
-         Label.SAFETY_CONSTRAINTS_VIOLATION, 1, "IMPLIES"),
+         Label.SAFETY_CONSTRAINTS_VIOLATION, 2, "IMPLIES"),
         ("(sometime (on c a))", Label.GOAL_NOT_SATISFIED, None, "(on c a)"),
         ("(sometime-after (holding a) (holding c))", Label.GOAL_NOT_SATISFIED, None, "(holding c)"),
-        ("(sometime-before (holding c) (holding b))", Label.SAFETY_CONSTRAINTS_VIOLATION, 1, "sometime before"),
+        ("(sometime-before (holding c) (holding b))", Label.SAFETY_CONSTRAINTS_VIOLATION, 2, "sometime before"),
         # Violated only by the last step: VAL checks the final state with the goal, so "Goal not satisfied".
         ("(sometime-before (on a b) (on c a))", Label.GOAL_NOT_SATISFIED, None, "sometime before"),
         ("(always (not (on a b)))", Label.GOAL_NOT_SATISFIED, None, "(NOT (on a b))"),
@@ -108,6 +109,7 @@ def test_empty_plan(val, task):
 def test_constraint_kinds(val, task, constraints, label, step, text):
     r = _check(val, task, constraints, DETOUR)
     assert (r.label, r.failed_step) == (label, step)
+    assert r.violation_state_index == (step - 1 if label is Label.SAFETY_CONSTRAINTS_VIOLATION else None)
     if text is None:
         assert r.violated_constraint is None
     else:

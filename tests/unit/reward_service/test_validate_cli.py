@@ -1,5 +1,6 @@
 """Tests of `python -m reward_service.validate`: text and JSON output, exit codes, bad PDDL and plan files, and the
-scoring flags (reward, --reference-length, --from-completion) on the fixture PDDL with both validators."""
+scoring flags (reward, --progress-denominator, --reference-length, --from-completion) on the fixture PDDL with both
+validators."""
 
 from __future__ import annotations
 
@@ -149,8 +150,12 @@ def test_json_reward_follows_the_table_with_the_plans_own_length(capsys, validat
     assert all(r["reference_length"] is None for r in records)  # no .soln beside the fixture problem
     assert by["valid"]["reward"] == 1.0
     assert by["precond"]["failed_step"] == 2 and by["precond"]["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 2)
-    assert by["safety-amo"]["failed_step"] == 3 and by["safety-amo"]["reward"] == pytest.approx(-0.9 + 0.3 * 3 / 6)
-    assert by["safety"]["reward"] == pytest.approx(-0.9 + 0.3 * by["safety"]["failed_step"] / 8)
+    amo = by["safety-amo"]  # state 3 breaks at-most-once, VAL then runs step 4: the seed's step is 4
+    assert (amo["failed_step"], amo["violation_state_index"]) == (4, 3)
+    assert amo["reward"] == pytest.approx(-0.9 + 0.3 * 4 / 6)
+    assert (by["safety"]["failed_step"], by["safety"]["violation_state_index"]) == (2, 1)
+    assert by["safety"]["reward"] == pytest.approx(-0.9 + 0.3 * 2 / 8)
+    assert by["precond"]["violation_state_index"] is None
     goal = by["goal"]
     assert goal["reward"] == pytest.approx(-0.3 + 0.3 * goal["goals_satisfied"] / goal["goals_total"])
     assert by["empty"]["reward"] == by["format-action"]["reward"] == -1.0
@@ -162,9 +167,16 @@ def test_reference_length_flag_overrides_the_plans_length(capsys, validator):
     _, records = _run_json(capsys, *BW_ARGS, *plans, "--validator", validator, "--reference-length", "4")
     assert [r["reference_length"] for r in records] == [4, 4]
     assert records[0]["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 4)
-    assert records[1]["reward"] == pytest.approx(-0.9 + 0.3 * 3 / 4)
+    assert records[1]["reward"] == pytest.approx(-0.9 + 0.3 * 4 / 4)
     _, [capped] = _run_json(capsys, *BW_ARGS, plans[1], "--validator", validator, "--reference-length", "1")
-    assert capped["reward"] == pytest.approx(-0.9 + 0.3)  # p = min(1, 3 / 1)
+    assert capped["reward"] == pytest.approx(-0.9 + 0.3)  # p = min(1, 4 / 1)
+
+
+def test_reference_length_with_plan_size_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*BW_ARGS, str(BW / "p01.valid.plan"), "--reference-length", "4", "--progress-denominator", "plan_size"])
+    assert info.value.code == 2
+    assert "--reference-length needs --progress-denominator reference_length" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -179,7 +191,9 @@ def bw_copy(tmp_path: Path) -> Path:
 def test_soln_beside_the_problem_is_the_reference_unless_overridden(capsys, bw_copy, validator):
     (bw_copy / "p01.soln").write_text((BW / "p01.valid.plan").read_text())  # 6 actions
     args = [str(bw_copy / "domain.pddl"), str(bw_copy / "p01.pddl"), str(bw_copy / "p01.precond.plan")]
-    _, [rec] = _run_json(capsys, *args, "--validator", validator)
+    _, [rec] = _run_json(capsys, *args, "--validator", validator)  # plan_size: the .soln is not read
+    assert rec["reference_length"] is None and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 2)
+    _, [rec] = _run_json(capsys, *args, "--validator", validator, "--progress-denominator", "reference_length")
     assert rec["reference_length"] == 6 and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 6)
     _, [rec] = _run_json(capsys, *args, "--validator", validator, "--reference-length", "8")
     assert rec["reference_length"] == 8 and rec["reward"] == pytest.approx(-0.6 + 0.3 * 2 / 8)

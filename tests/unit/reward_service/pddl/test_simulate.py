@@ -65,10 +65,10 @@ def test_goal_counts_flatten_forall_and_nested_and():
 @pytest.mark.parametrize(
     ("constraint", "plan", "expected"),
     [
-        # always: state 0 included; a violation at state k lets step k+1 run, then stops
-        ("(always (on l1))", [("toggle", ("l2",))], ("safety", 0)),
-        ("(always (not (on l1)))", [("toggle", ("l1",)), ("toggle", ("l1",)), ("toggle", ("l2",))], ("safety", 1)),
-        ("(always (not (on l1)))", [("toggle", ("l1",)), ("all-off", ())], ("safety", 1)),
+        # always: state 0 included; a violation at state k lets step k+1 run, then stops: failed_step k+1
+        ("(always (on l1))", [("toggle", ("l2",))], ("safety", 1)),
+        ("(always (not (on l1)))", [("toggle", ("l1",)), ("toggle", ("l1",)), ("toggle", ("l2",))], ("safety", 2)),
+        ("(always (not (on l1)))", [("toggle", ("l1",)), ("all-off", ())], ("safety", 2)),
         # a violation at state k and a failing step k+1: the precondition failure wins
         ("(always (not (on l1)))", [("toggle", ("l1",)), ("mark-two", ("r1", "r1"))], ("precondition", 2)),
         # the final state's violation is reported by the goal check
@@ -79,18 +79,18 @@ def test_goal_counts_flatten_forall_and_nested_and():
         ("(at-most-once (on l1))", [("toggle", ("l1",)), ("toggle", ("l2",)), ("toggle", ("l1",))],
          ("success", None)),
         ("(at-most-once (on l1))", [("toggle", ("l1",)), ("toggle", ("l1",)), ("toggle", ("l1",)),
-                                    ("toggle", ("l2",))], ("safety", 3)),
+                                    ("toggle", ("l2",))], ("safety", 4)),
         ("(sometime-before (on l2) (on l1))", [("toggle", ("l1",)), ("toggle", ("l2",))], ("success", None)),
-        ("(sometime-before (on l2) (on l1))", [("toggle", ("l2",)), ("toggle", ("l1",))], ("safety", 1)),
+        ("(sometime-before (on l2) (on l1))", [("toggle", ("l2",)), ("toggle", ("l1",))], ("safety", 2)),
         ("(sometime-before (mark r1) (mark r2))", [("mark-two", ("r1", "r2")), ("toggle", ("l1",))],
-         ("safety", 1)),  # strictly before: both at once is a violation
+         ("safety", 2)),  # strictly before: both at once is a violation
         ("(sometime-after (on l1) (on l2))", [("toggle", ("l1",)), ("toggle", ("l2",))], ("success", None)),
         ("(sometime-after (on l1) (on l2))", [("toggle", ("l2",)), ("toggle", ("l2",)), ("toggle", ("l1",))],
          ("goal", None)),
         ("(forall (?l - lamp) (at-most-once (on ?l)))",
-         [("toggle", ("l2",)), ("toggle", ("l2",)), ("toggle", ("l2",)), ("toggle", ("l1",))], ("safety", 3)),
+         [("toggle", ("l2",)), ("toggle", ("l2",)), ("toggle", ("l2",)), ("toggle", ("l1",))], ("safety", 4)),
         ("(always (forall (?l - lamp) (imply (on ?l) (flag))))", [("toggle", ("l1",)), ("toggle", ("l2",))],
-         ("safety", 1)),
+         ("safety", 2)),
         ("(or (always (flag)) (sometime (flag)))", [("toggle", ("l1",))], ("success", None)),  # VAL ignores it
     ],
 )
@@ -99,6 +99,9 @@ def test_trajectory_monitors(constraint, plan, expected):
     assert (out.kind, out.failed_step) == expected
     if out.kind == "safety":
         assert out.violated is not None
+        assert out.state_index == out.failed_step - 1  # the state that broke it; VAL then ran one more step
+    else:
+        assert out.state_index is None
 
 
 def test_empty_plan_checks_goal_then_constraints_on_the_initial_state():
