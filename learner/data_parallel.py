@@ -25,7 +25,8 @@ import torch.distributed as dist
 # how merge_rank_metrics combines a key across ranks; every other key is a token-weighted mean
 _SUM = ("loss", "tokens", "num_sequences", "num_micro_batches")
 _MIN = ("is_weight/min",)
-_MAX = ("is_weight/max", "policy_version_lag_max", "learn_time_s")
+_MAX = ("is_weight/max", "policy_version_lag_max", "learn_time_s", "memory/max_rss_gib",
+        "memory/peak_allocated_gib", "memory/peak_reserved_gib")
 _PER_SEQUENCE = ("frac_masked_truncated", "advantage_abs_mean", "policy_version_lag_mean")
 _SAME_ON_EVERY_RANK = ("grad_norm", "nonfinite_grad", "lr", "version")
 

@@ -112,6 +112,10 @@ class LearnerConfig(BaseModel):
         1576, ge=1, description="Prompts longer than this are truncated from the left (tokens)."
     )
     compute_entropy: bool = Field(True, description="Log the mean token entropy (one extra pass over the logits).")
+    logprob_chunk_tokens: int | None = Field(
+        512, ge=1, description="Completion positions whose full-vocabulary logits are turned into fp32 "
+        "log-softmax at once (recomputed in the backward, not kept); null = a whole row at once (tokens).",
+    )
     skip_zero_advantage: bool = Field(
         True, description="Leave completions with advantage 0 out of the forward/backward when their loss and "
         "gradient are exactly 0 (beta = 0, loss type not bnpo); the normaliser still counts them, so the update "

@@ -16,6 +16,8 @@ gradients after it, so every rank applies the single-learner update of the whole
 from __future__ import annotations
 
 import math
+import resource
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from transformers import get_scheduler
 from learner.learner_config import LearnerConfig
 from learner.loss import grpo_loss, importance_weights
 from learner.model import trainable_parameters
+from learner.token_logprobs import gather_token_logprobs
 
 
 @dataclass(frozen=True)
@@ -142,12 +145,13 @@ def collate(
 
 def completion_logprobs(
     model: torch.nn.Module, batch: PaddedBatch, temperature: float = 1.0, compute_entropy: bool = False,
-    use_attention_mask: bool = True,
+    use_attention_mask: bool = True, chunk_tokens: int | None = 512,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token logprobs (B, T) of the completion tokens at `temperature`, and their entropies when asked.
 
     `use_attention_mask=False` runs the forward as Unsloth's training forward does (no mask, causal
     only); with right-padded rows both give the same values. Positions past a row's completion are 0.
+    The log-softmax runs `chunk_tokens` positions at a time (learner/token_logprobs.py).
     """
     width = batch.input_ids.size(1)
     starts = batch.completion_start.tolist()
@@ -161,21 +165,29 @@ def completion_logprobs(
         logits_to_keep=keep,
         use_cache=False,
     )
-    logits = out.logits  # (B, keep, V): column k predicts input column first + k
-    width_c = batch.completion_ids.size(1)
-    rows, entropies = [], []
-    for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
-        offset = start - first  # kept column predicting row i's first completion token
-        row = logits[i, offset : offset + n].float() / temperature
-        log_z = torch.logsumexp(row, dim=-1)
-        lp = row.gather(-1, batch.completion_ids[i, :n].unsqueeze(-1)).squeeze(-1) - log_z
-        rows.append(torch.nn.functional.pad(lp, (0, width_c - n)))
-        if compute_entropy:
-            with torch.no_grad():
-                logp_all = row - log_z.unsqueeze(-1)
-                entropies.append(torch.nn.functional.pad(-(logp_all.exp() * logp_all).sum(-1), (0, width_c - n)))
-    logprobs = torch.stack(rows)
-    return logprobs, torch.stack(entropies) if compute_entropy else None
+    # column k of the kept logits predicts input column first + k; row i's completion token j is at
+    # column start_i - first + j
+    device = batch.input_ids.device
+    rows = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(lengths)]).to(device)
+    js = torch.cat([torch.arange(n) for n in lengths]).to(device)
+    cols = js + (batch.completion_start - first)[rows]
+    lp, ent = gather_token_logprobs(out.logits, rows, cols, batch.completion_ids[rows, js], temperature,
+                                    chunk_tokens, compute_entropy)
+    shape = batch.completion_ids.shape
+    logprobs = torch.zeros(shape, device=device).index_put((rows, js), lp)
+    entropy = None if ent is None else torch.zeros(shape, device=device).index_put((rows, js), ent)
+    return logprobs, entropy
+
+
+def step_memory(device: torch.device) -> dict[str, float]:
+    """Peak memory of the step just taken: CUDA allocated and reserved since the step began (GiB), and the
+    process's peak resident set size (GiB, since it started: on CPU the only peak there is)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out = {"memory/max_rss_gib": rss / (2**30 if sys.platform == "darwin" else 2**20)}
+    if device.type == "cuda":
+        out["memory/peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        out["memory/peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
+    return out
 
 
 class GRPOTrainerCore:
@@ -259,8 +271,10 @@ class GRPOTrainerCore:
             ref = None
             if cfg.beta != 0.0:
                 with torch.no_grad(), self.model.disable_adapter():
-                    ref, _ = completion_logprobs(self.model, mb, cfg.temperature)
-            logprobs, entropy = completion_logprobs(self.model, mb, cfg.temperature, cfg.compute_entropy)
+                    ref, _ = completion_logprobs(self.model, mb, cfg.temperature,
+                                                 chunk_tokens=cfg.logprob_chunk_tokens)
+            logprobs, entropy = completion_logprobs(self.model, mb, cfg.temperature, cfg.compute_entropy,
+                                                    chunk_tokens=cfg.logprob_chunk_tokens)
             weights = None
             if cfg.importance_sampling != "off" and not torch.isnan(mb.behaviour_logprobs).all():
                 weights = importance_weights(logprobs.detach(), mb.behaviour_logprobs, mb.completion_mask,
@@ -301,6 +315,9 @@ class GRPOTrainerCore:
     def step(self, samples: Sequence[TrainSample]) -> dict[str, float]:
         """One optimizer step over `samples`; returns loss, kl, clip ratios, entropy, grad_norm, lr, tokens."""
         t0 = time.perf_counter()
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
         lr = self.optimizer.param_groups[0]["lr"]
         metrics = self.accumulate_gradients(samples)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm))
@@ -309,6 +326,9 @@ class GRPOTrainerCore:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)  # a non-finite gradient is dropped, never applied
         self.scheduler.step()
+        metrics.update(step_memory(self.device))
+        if cuda:  # a colocated engine wakes up next and re-maps its share of this GPU
+            torch.cuda.empty_cache()
         lags = [self.version - s.policy_version for s in samples] or [0]
         self.version += 1
         elapsed = time.perf_counter() - t0

@@ -101,6 +101,7 @@ def test_step_updates_lora_only_and_reports_metrics(tiny_dir: Path) -> None:
     for key in ("loss", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "entropy", "grad_norm", "lr", "tokens"):
         assert key in m, key
     assert m["tokens"] == 14 and m["kl"] == pytest.approx(0.0, abs=1e-6)  # B = 0: policy == reference at first
+    assert m["memory/max_rss_gib"] > 0 and "memory/peak_allocated_gib" not in m  # CUDA peaks on CUDA only
     assert core.version == 1 and m["grad_norm"] > 0
     after = get_adapter_state(core.model)
     assert any(not torch.equal(after[k], lora_before[k]) for k in after)
