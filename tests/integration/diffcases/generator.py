@@ -1,5 +1,6 @@
 """Seeded generator of differential cases: small problems of the five fixture domains, constraint variants
-of every PDDL3 kind, and plans that are valid, truncated, broken at a known step, random, or badly formed."""
+of every PDDL3 kind, and plans that are valid, truncated, broken at a known step, random, or badly formed;
+plus constraints built to break at a known state (mid-plan safety of every kind, end-only kinds)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ class DiffCase:
     problem_text: str
     plan_text: str
     kind: str
-    expected_failed_step: int | None = None  # a precondition break with no constraints fails here
+    expected_failed_step: int | None = None  # a precondition break with no constraints, or a built case, fails here
     timestamps: bool = False  # plan text is `t: (a ...) [1]` with t = 0, 1, ...
+    # built constraint cases (kind "built-..."): the verdict both validators must give
+    expected_label: str | None = None
+    expected_state_index: int | None = None  # safety: the state that breaks it; failed_step is this + 1
 
 
 def _atoms(pairs) -> str:
@@ -257,7 +261,113 @@ def generate_cases(seed: int = 0, problems_per_domain: int = 6, variants: int = 
                     cases.append(DiffCase(cid, domain_name, ptext, _text(steps), kind,
                                           failed if tag == "plain" else None))
             cases.extend(_malformed(rng, domain_name, index, base, valid, names))
+            built = [_built(rng, domain_name, grounder, valid, states, pool)]
+            detour = _detour(grounder.init, actions, valid)
+            if detour is not None:  # makes an atom true, false, true again: what at-most-once needs
+                built.append(_built(rng, domain_name, grounder, detour, _states(grounder.init, detour), pool,
+                                    kinds=("at-most-once",)))
+            for n_built, made_cases in enumerate(built):
+                for kind, cons, label, state_index, acts in made_cases:
+                    cases.append(DiffCase(
+                        f"{domain_name}-g{index}-built{n_built}-{kind}", domain_name,
+                        problem_text(domain_name, index, objects, init, goal, cons), _text(acts), f"built-{kind}",
+                        None if state_index is None else state_index + 1, expected_label=label,
+                        expected_state_index=state_index))
     return cases
+
+
+def _states(init: frozenset, acts: list) -> list[frozenset]:
+    states = [init]
+    for act in acts:
+        states.append(act.apply(states[-1]))
+    return states
+
+
+def _detour(init: frozenset, actions: list, valid: list) -> list | None:
+    """valid[0], an action that undoes it, valid[0] again, then the rest of the valid plan; None without an undo."""
+    first = valid[0]
+    after = first.apply(init)
+    undo = next((a for a in actions if a.applicable(after) and a.apply(after) == init), None)
+    return None if undo is None else [first, undo, first, *valid[1:]]
+
+
+def _forall_text(grounder: Grounder, atom: tuple, body: str) -> tuple[str, set[tuple]]:
+    """`body` with `?x` for the atom's first argument, wrapped in a forall over its type; and the instances."""
+    pred = next(p for p in grounder.domain.predicates if p.name == atom[0])
+    typ = pred.params[0].type
+    var = "(?x)" if typ == "object" else f"(?x - {typ})"
+    lifted = "(" + " ".join((atom[0], "?x", *atom[2:])) + ")"
+    instances = {(atom[0], o, *atom[2:]) for o in grounder.objects_of(typ)}
+    return f"(forall {var} {body.format(a=lifted)})", instances
+
+
+def _true_again(n: int, traces: dict[str, list[bool]]) -> list[tuple[int, str]]:
+    """(k, formula) for each formula whose trace is true, false, then true again first in state k < n."""
+    out = []
+    for f, trace in traces.items():
+        k = next((k for k in range(2, n) if trace[k] and not trace[k - 1] and any(trace[:k - 1])), None)
+        if k is not None:
+            out.append((k, f))
+    return out
+
+
+def _built(rng: random.Random, domain: str, grounder: Grounder, acts: list, states: list, pool: list[str],
+           kinds: tuple[str, ...] = ("always", "forall-always", "sometime-before", "at-most-once", "sometime",
+                                     "sometime-after", "at-end")) -> list[tuple]:
+    """(kind, constraint, expected label, state index, plan) for constraints built to break in a known state.
+
+    Mid-plan kinds break in a state k < len(acts): VAL runs step k+1 and stops, so the seed's failed_step is
+    k+1 (the last "Checking next happening"). End kinds can only fail after the plan: goal_not_satisfied.
+    """
+    n = len(acts)
+    true_in = [{"(" + " ".join(t) + ")" for t in st} for st in states]
+    ever = set().union(*true_in)
+    first_true = {a: next(i for i, st in enumerate(true_in) if a in st) for a in ever}
+    out: list[tuple] = []
+    mid = sorted({k for k in first_true.values() if k < n})
+    for kind in kinds:
+        if kind == "always" and mid:
+            k = rng.choice(mid)
+            a = rng.choice(sorted(x for x, i in first_true.items() if i == k))
+            out.append((kind, f"(always (not {a}))", "safety_constraints_violation", k, acts))
+        elif kind == "forall-always":
+            atoms = sorted({t for st in states[:n] for t in st if len(t) > 1})
+            if atoms:
+                text, inst = _forall_text(grounder, rng.choice(atoms), "(always (not {a}))")
+                k = next(i for i, st in enumerate(states) if inst & st)
+                out.append((kind, text, "safety_constraints_violation", k, acts))
+        elif kind == "sometime-before" and mid:
+            k = rng.choice(mid)
+            phi = rng.choice(sorted(x for x, i in first_true.items() if i == k))
+            earlier = set().union(*true_in[:k])
+            psis = sorted(x for x in pool if x not in earlier and x != phi)
+            if psis:
+                out.append((kind, f"(sometime-before {phi} {rng.choice(psis)})", "safety_constraints_violation", k,
+                            acts))
+        elif kind == "at-most-once":
+            # (k, formula): true, then false, then true again first in state k < n; an `or` of two atoms where
+            # no single atom comes back (spanner's one-way corridor)
+            again = _true_again(n, {x: [x in st for st in true_in] for x in sorted(ever)})
+            if not again:
+                again = _true_again(n, {f"(or {x} {y})": [x in st or y in st for st in true_in]
+                                        for x, y in itertools.combinations(sorted(ever), 2)})
+            if again:
+                k, f = rng.choice(again)
+                out.append((kind, f"(at-most-once {f})", "safety_constraints_violation", k, acts))
+        elif kind == "sometime":
+            never = sorted(set(pool) - ever)
+            if never:
+                out.append((kind, f"(sometime {rng.choice(never)})", "goal_not_satisfied", None, acts))
+        elif kind == "sometime-after":
+            never = sorted(set(pool) - ever)
+            if never:
+                cons = f"(sometime-after {rng.choice(sorted(ever))} {rng.choice(never)})"
+                out.append((kind, cons, "goal_not_satisfied", None, acts))
+        elif kind == "at-end":
+            false_at_end = sorted(set(pool) - true_in[-1])
+            if false_at_end:
+                out.append((kind, f"(at end {rng.choice(false_at_end)})", "goal_not_satisfied", None, acts))
+    return out
 
 
 def _malformed(rng: random.Random, domain: str, index: int, ptext: str, valid: list, names: list[str]) -> list:
