@@ -27,6 +27,7 @@ from learner.alerts import CollapseDetector
 from learner.checkpoint import latest_checkpoint
 from learner.config import RunConfig
 from learner.eval_core import evaluate
+from learner.none_guard import NoneRewardGuard
 from learner.run_dir import progress
 from learner.step_metrics import MetricsWriter, batch_metrics
 from learner.train_step import samples_from_completions
@@ -48,7 +49,8 @@ class StepLoop:
         lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
                     lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
         self.rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
-        self.pool = RewardPool(cfg.reward, str(data_root))
+        self.pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root))  # meta paths' root
+        self.none_guard = NoneRewardGuard(cfg.reward.max_none_steps)
         self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
         self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
         self.live = RunMetrics(run_dir.name)
@@ -73,6 +75,8 @@ class StepLoop:
         ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
         if "collapse" in extra:
             self.collapse.load_state_dict(extra["collapse"])
+        if "none_guard" in extra:
+            self.none_guard.load_state_dict(extra["none_guard"])
         self.start_step = int(extra["step"]) + 1
         _truncate_metrics(self.run_dir / "metrics.jsonl", self.start_step)
         log.info("resumed from %s at step %d", path, self.start_step)
@@ -168,6 +172,7 @@ class StepLoop:
         cfg, g = self.cfg, self.cfg.rollout.num_generations
         samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, times)
         rewards = [s.reward for s in scores]
+        self.none_guard.update(step, samples, scores)  # a domain whose validator always fails stops the run
         train = samples_from_completions(completions, adv.advantages, keep, group_size=g)
         learned_from = self.version  # the policy version this update starts from
         if self.colocated:  # the engine frees the shared GPU while the learner trains
@@ -221,7 +226,8 @@ class StepLoop:
 
     def save(self, step: int) -> None:
         state = ray.get(self.sampler.state_dict.remote())
-        extra = {"sampler": state, "step": step, "collapse": self.collapse.state_dict()}
+        extra = {"sampler": state, "step": step, "collapse": self.collapse.state_dict(),
+                 "none_guard": self.none_guard.state_dict()}
         self.learner.save(str(self.run_dir), step, extra, self.cfg.save_total_limit)
         log.info("checkpoint saved at step %d", step)
 

@@ -40,9 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(dump_config(cfg))
         return 0
+    from learner.none_guard import AllNoneRewardsError
     from learner.pipeline import run
+    from sampler.pddl_check import PddlFileError
+    from sampler.records import RecordError
 
-    return run(cfg, smoke=args.smoke)
+    try:
+        return run(cfg, smoke=args.smoke)
+    except (RecordError, PddlFileError) as exc:  # bad data: stopped before any model loaded
+        print(f"error: bad data, nothing was trained: {exc}", file=sys.stderr)
+        return 2
+    except AllNoneRewardsError as exc:
+        print(f"error: run stopped: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -35,6 +35,22 @@ def smoke_config(cfg: RunConfig) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
+def _preflight(cfg: RunConfig) -> RunConfig:
+    """Check every record and PDDL file at start (sampler.preflight); the run then uses the domains found.
+
+    Every reader after this (SFT, prompt lengths, evaluation) gets the same domain list, so a
+    combined.jsonl beside the domain files is never read as a domain. With on_bad_record: error the
+    sampler actor skips its own PDDL parse: every file was just parsed here.
+    """
+    from sampler.preflight import preflight
+
+    report = preflight(cfg.sampler)
+    update: dict[str, Any] = {"domains": list(report.domains)}
+    if cfg.sampler.on_bad_record == "error":
+        update["check_pddl"] = "off"
+    return cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update=update)})
+
+
 def _init_ray(cfg: RunConfig) -> bool:
     """Join `cluster.address` or $RAY_ADDRESS, else start a local Ray; returns True when the driver started it."""
     import ray
@@ -71,9 +87,13 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     log.info("run directory %s", run_dir)
     t0 = time.monotonic()
     data_root = ensure_data(cfg, progress=cfg.logging.progress_bar)
+    cfg = _preflight(cfg)  # bad records or PDDL stop the run here, before Ray, SFT or any model loads
     started_ray = _init_ray(cfg)
     if started_ray:  # actors of a local Ray get absolute paths; a joined cluster keeps the job's working_dir
-        cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update={"data_root": str(data_root.resolve())})})
+        update = {"data_root": str(data_root.resolve())}
+        if cfg.sampler.pddl_root is not None:
+            update["pddl_root"] = str(Path(cfg.sampler.pddl_root).resolve())
+        cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update=update)})
         data_root = data_root.resolve()
     model_path = ensure_model(cfg, data_root, run_dir)
     _write_prompt_lengths(cfg, run_dir, model_path, data_root)

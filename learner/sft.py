@@ -160,7 +160,8 @@ def run_sft(
 
 
 def load_sft_records(data_root: str | Path, domains: Sequence[str] | None = None) -> list[dict]:
-    """Records with a `response` (gold plan) from `<data_root>/<domain>.jsonl`; records without one are skipped."""
+    """Records with a `response` (gold plan) from `<data_root>/<domain>.jsonl`; records without one, or whose
+    `class_label` (the response's label) is not success_plans, are skipped."""
     root = Path(data_root)
     files = [root / f"{d}.jsonl" for d in domains] if domains else sorted(root.glob("*.jsonl"))
     if not files:
@@ -178,7 +179,9 @@ def load_sft_records(data_root: str | Path, domains: Sequence[str] | None = None
                 raise ValueError(f"{path}:{lineno}: malformed JSON: {err.msg}") from err
             if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
                 raise ValueError(f"{path}:{lineno}: a record needs a string 'prompt'")
-            if isinstance(rec.get("response"), str) and rec["response"].strip():
+            # class_label is the label of the gold plan in `response`: only a successful one is imitated
+            if (isinstance(rec.get("response"), str) and rec["response"].strip()
+                    and rec.get("class_label", "success_plans") == "success_plans"):
                 records.append(rec)
     if not records:
         raise ValueError(f"no record under {root} has a gold plan in 'response'")

@@ -71,6 +71,10 @@ class RewardConfig(BaseModel):
     max_chunk_attempts: int = Field(
         2, ge=1, description="Tries of a chunk whose worker died or hung before it is split / given up (tries)."
     )
+    max_none_steps: int = Field(
+        3, ge=0, description="Stop the run when every validated completion of a domain scored None this many "
+        "consecutive steps (steps; 0 = never stop).",
+    )
 
     # reward_debug.log
     debug_log: bool = Field(False, description="Write reward_debug.log, one line per scored completion (on/off).")

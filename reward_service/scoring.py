@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import signal
 import threading
@@ -100,9 +101,13 @@ def build_validator(name: str, timeout_s: float | None = None) -> Validator:
 
 
 def resolve_data_path(data_root: str | Path, relative: str | Path, what: str) -> Path:
-    """`data_root / relative`, refusing paths that escape the data root or do not exist."""
-    root = Path(data_root).resolve()
-    path = (root / relative).resolve()
+    """`data_root / relative`, refusing paths that escape the data root or do not exist.
+
+    Lexical, the sampler's rule (sampler/records.py): `..` or an absolute path leaving the root is
+    refused; a symlink inside the root is followed, so what the sampler accepted is scored here too.
+    """
+    root = Path(os.path.normpath(os.path.abspath(data_root)))
+    path = Path(os.path.normpath(root / relative))
     if not path.is_relative_to(root):
         raise ValueError(f"meta.{what} {str(relative)!r} escapes the data root {str(root)!r}")
     if not path.is_file():
