@@ -9,6 +9,7 @@ from typing import Any
 import ray
 
 from sampler.config import SamplerConfig
+from sampler.records import load_records
 from sampler.stream import BalancedBatchStream
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ class SamplerActor:
     def __init__(self, config: SamplerConfig | Mapping[str, Any]) -> None:
         cfg = config if isinstance(config, SamplerConfig) else SamplerConfig.model_validate(config)
         logging.basicConfig(level=logging.INFO)  # the curriculum log line shows in the actor's log
-        self._stream = BalancedBatchStream.from_config(cfg)
+        # the driver's pre-flight already listed the files of data_root that are no domain's records
+        self._stream = BalancedBatchStream(load_records(cfg, list_ignored=False), cfg)
         self._observed_step = -1
         self._observed = 0
 

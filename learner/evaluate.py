@@ -59,7 +59,7 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     samples = load_test_samples(args.data_root, args.domains, split=args.split,
                                 max_per_domain=args.max_problems)
     engine = build_engine(base, adapter, args.temperature, args.max_new_tokens, args.seed)
-    scorer = RewardScorer(RewardConfig(validator=args.validator), args.data_root)
+    scorer = RewardScorer(RewardConfig(validator=args.validator), args.pddl_root or args.data_root)
     report = evaluate(lambda p, i, k: engine.generate(p, i, k), scorer.score, samples, k=args.num_samples)
     report["model"] = {"base_model": base, "adapter": str(adapter) if adapter else None}
     report["settings"] = {"split": args.split, "temperature": args.temperature, "validator": args.validator}
@@ -72,6 +72,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", help="checkpoint directory (checkpoints/step-N)")
     src.add_argument("--base-model", help="model path or hub name, evaluated without an adapter")
     p.add_argument("--data-root", required=True, help="data root with <split>/<domain>.jsonl")
+    p.add_argument("--pddl-root", default=None, help="folder meta.*_file paths are relative to (default: --data-root)")
     p.add_argument("--split", default="test", help="held-out split folder (default: test)")
     p.add_argument("--domains", nargs="*", help="domains to evaluate (default: all)")
     p.add_argument("--num-samples", type=int, default=1, help="completions per problem, k of pass@k")

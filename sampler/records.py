@@ -163,14 +163,18 @@ def pddl_root(cfg: SamplerConfig) -> str:
     return os.path.normpath(os.path.abspath(cfg.pddl_root if cfg.pddl_root is not None else cfg.data_root))
 
 
-def load_records(cfg: SamplerConfig) -> RecordIndex:
-    """Check every line of every selected domain's JSONL and the PDDL it names, and index the good ones."""
+def load_records(cfg: SamplerConfig, list_ignored: bool = True) -> RecordIndex:
+    """Check every line of every selected domain's JSONL and the PDDL it names, and index the good ones.
+
+    `list_ignored` logs the files of data_root that are not a selected domain's records (once, at start:
+    the SamplerActor passes False, the driver's pre-flight listed them).
+    """
     root = pddl_root(cfg)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"pddl_root {root} is not a directory")
     checker = _PathChecker(root)
     files = discover_domains(cfg)
-    if ignored := ignored_files(cfg, files):
+    if list_ignored and (ignored := ignored_files(cfg, files)):
         log.warning("data_root %s: ignoring %d file(s) that are not a domain's records: %s",
                     os.path.abspath(cfg.data_root), len(ignored), ", ".join(ignored))
     pddl = PddlFileCheck(cfg.check_pddl)
