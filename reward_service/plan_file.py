@@ -37,7 +37,7 @@ _TOKEN = re.compile(
   | (?P<rpar>\))
   | (?P<duration>\[[ \t]*[0-9]+(?:\.[0-9]*)?[ \t]*\])
   | (?P<name>[A-Za-z0-9_][A-Za-z0-9_\-]*)
-  | (?P<other>\S)
+  | (?P<other>[^\n])   # anything else, one character: no character is skipped unread (U+00A0, U+2028, \x1c)
     """,
     re.VERBOSE,
 )

@@ -123,6 +123,9 @@ def parse_domain(text: str, filename: str = "<domain>") -> Domain:
                 raise scope.semantic_error("duplicate action", section, action.name)
             actions[action.name] = action
         elif key == ":constraints":
+            if len(section.items) > 2:  # VAL: "Problem in domain definition!"; dropping them scored violations +1
+                raise scope.parse_error("(:constraints ...) takes one constraint (join several with and)", section,
+                                        ":constraints")
             constraint_nodes.append(section)
         elif key == ":functions":
             continue  # accepted for :action-costs; numeric fluents are not simulated

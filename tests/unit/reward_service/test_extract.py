@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from reward_service.extract import PlanExtractor, assistant_segment, strip_thinking
+from reward_service.extract import LineFate, PlanExtractor, assistant_segment, strip_thinking
 from reward_service.result import Label
 
 FERRY_PLAN = ["(board c0 l0)", "(sail l0 l1)", "(debark c0 l1)"]
@@ -105,17 +107,80 @@ def test_broken_line_inside_the_block_is_a_format_error(extractor: PlanExtractor
     assert "line 2" in (got.reason or "")
 
 
-def test_truncated_last_action_is_dropped_as_trailing_text(extractor: PlanExtractor) -> None:
+def test_truncated_last_action_is_a_format_error_not_a_shorter_plan(extractor: PlanExtractor) -> None:
+    # A plan file cut there is plan_format_error too (plan_file): both paths agree, no prefix is scored.
     got = extractor.extract("(board c0 l0)\n(sail l0 l1)\n(debark c0")
-    assert [str(s) for s in got.plan.steps] == FERRY_PLAN[:2]
-    assert got.trailing_text == "(debark c0"
+    assert got.label is Label.PLAN_FORMAT_ERROR
+    assert "line 3" in (got.reason or "") and "ends inside a step" in (got.reason or "")
+    assert got.lines_with(LineFate.BROKEN) == [3]
 
 
-def test_parenthesised_prose_before_the_plan_is_not_part_of_it(extractor: PlanExtractor) -> None:
+def test_parenthesised_prose_next_to_the_plan_is_a_format_error(extractor: PlanExtractor) -> None:
+    # It cannot be told from an action with a bad token (U+212A in "(debar\u212a c0 l1)"), so it is one.
     got = extractor.extract("(Note: the ferry holds one car.)\n" + PLAN_TEXT)
+    assert got.label is Label.PLAN_FORMAT_ERROR
+    assert "line 1" in (got.reason or "")
+
+
+def test_parenthesised_prose_apart_from_the_plan_is_dropped(extractor: PlanExtractor) -> None:
+    got = extractor.extract("(Note: the ferry holds one car.)\nThe plan:\n" + PLAN_TEXT)
     assert got.label is None
     assert len(got.plan) == 3
-    assert got.dropped_lines == 1
+    assert got.dropped_lines == 2
+    assert got.lines_with(LineFate.BEFORE) == [1, 2]
+
+
+@pytest.mark.parametrize("char", ["\u212a", "\u017f", "\u0130", "\u0131", "\u00a0", "\u2028"])
+@pytest.mark.parametrize("where", ["middle", "last", "first", "alone"])
+def test_a_non_ascii_character_inside_an_action_is_a_format_error(
+    extractor: PlanExtractor, char: str, where: str
+) -> None:
+    # Issue 19: U+212A and friends matched one case-insensitive regex but not the extracting one: the step vanished.
+    bad = f"(debar{char} c0 l1)"
+    steps = {"middle": [FERRY_PLAN[0], bad, FERRY_PLAN[2]], "last": [*FERRY_PLAN[:2], bad],
+             "first": [bad, *FERRY_PLAN[1:]], "alone": [bad]}[where]
+    got = extractor.extract(QWEN.replace("{answer}", "Plan:\n" + "\n".join(steps)))
+    assert got.label is Label.PLAN_FORMAT_ERROR, got
+    assert got.plan.steps == ()
+
+
+@pytest.mark.parametrize("char", ["\u0130", "\u212a", "\u017f"])
+def test_case_folding_characters_before_a_think_close_do_not_shift_the_answer(
+    extractor: PlanExtractor, char: str
+) -> None:
+    # str.lower() turns U+0130 into two characters: offsets found in the lower-cased copy cut the plan short.
+    got = extractor.extract(char * 10 + "</think>\n" + PLAN_TEXT)
+    assert [str(s) for s in got.plan.steps] == FERRY_PLAN
+    not_a_tag = extractor.extract(f"<thin{char}>\n" + PLAN_TEXT)  # prose, not an unclosed <think>
+    assert len(not_a_tag.plan) == 3 and not_a_tag.line_fates[0] is LineFate.BEFORE
+
+
+def test_a_step_may_span_lines_as_in_a_plan_file(extractor: PlanExtractor) -> None:
+    got = extractor.extract("(board c0\n   l0)\n(sail l0 l1)")
+    assert [str(s) for s in got.plan.steps] == FERRY_PLAN[:2]
+    assert [s.line for s in got.plan.steps] == [1, 3]
+    assert got.line_fates == (LineFate.KEPT, LineFate.KEPT, LineFate.KEPT)
+
+
+def test_timestamps_and_durations_between_steps_on_one_line(extractor: PlanExtractor) -> None:
+    got = extractor.extract("0: (board c0 l0) [1] 1.5: (sail l0 l1) [1]")
+    assert [str(s) for s in got.plan.steps] == FERRY_PLAN[:2]
+
+
+def test_every_line_of_a_transcript_gets_a_fate(extractor: PlanExtractor) -> None:
+    text = QWEN.replace("{answer}", "Sure.\n<think>\nhmm\n</think>\n" + PLAN_TEXT + "\n\nDone.")
+    got = extractor.extract(text)
+    fates = [f.value for f in got.line_fates]
+    assert len(fates) == text.count("\n") + 1
+    assert fates == ["outside"] * 6 + ["before"] + ["outside"] * 3 + ["kept"] * 3 + ["blank", "after", "outside"]
+
+
+def test_unclosed_think_repeated_is_linear(extractor: PlanExtractor) -> None:
+    # Issue 19: 9,000 unclosed <think> took 4-18 s (a non-greedy regex rescanned the rest from every tag).
+    start = time.perf_counter()
+    for text in ("<think>" * 9000, "<plan>" * 9000, "</think>" * 9000, "<think>(" * 8000):
+        extractor.extract(text)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_several_actions_on_one_line_and_blank_lines_inside(extractor: PlanExtractor) -> None:

