@@ -76,6 +76,8 @@ class LearnerGroup:
         `learner_actor_options`; without a placement each rank gets cluster.learner_num_cpus CPUs and its share
         of cluster.learner_num_gpus (one GPU each above 1), with one rank i runs in learner bundle i."""
         learner_cfg = learner_cfg or cfg.learner
+        if learner_cfg.max_completion_length is None:  # dr_grpo's denominator: the rollout's token budget
+            learner_cfg = learner_cfg.model_copy(update={"max_completion_length": cfg.rollout.max_new_tokens})
         ranks = data_parallel_ranks(learner_cfg.data_parallel_size, cfg.cluster.learner_num_gpus)
         opts = learner_actor_options(cfg, placement)
         strategy = None if placement is None else placement.learner_strategy

@@ -208,7 +208,7 @@ class RunConfig(BaseModel):
                         f"{section}.{key} ({given[key]}) must equal the run's {key} ({value}); set it once"
                     )
             data[section] = given
-        return data
+        return _one_prompt_limit(data)
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> RunConfig:
@@ -222,6 +222,36 @@ class RunConfig(BaseModel):
             raise ValueError("; ".join(problems))
         data_parallel_ranks(self.learner.data_parallel_size, self.cluster.learner_num_gpus)  # data parallel: raises
         return self
+
+
+def _one_prompt_limit(data: dict[str, Any]) -> dict[str, Any]:
+    """rollout.max_prompt_tokens null takes learner.max_prompt_length; two different limits are an error.
+
+    Both cut a prompt from the left, so one limit means the learner scores each completion after the
+    very prompt the engine sampled it from (with two, its logprobs and importance weights would be of
+    another context).
+    """
+    rollout, learner = data.get("rollout"), data.get("learner")
+    default = LearnerConfig.model_fields["max_prompt_length"].default
+    if isinstance(learner, dict):
+        limit = learner.get("max_prompt_length", default)
+    else:
+        limit = getattr(learner, "max_prompt_length", default)
+    if isinstance(rollout, dict):
+        given = rollout.get("max_prompt_tokens")
+        if given is None:
+            data["rollout"] = {**rollout, "max_prompt_tokens": limit}
+    elif isinstance(rollout, RolloutConfig):
+        given = rollout.max_prompt_tokens
+        if given is None:
+            data["rollout"] = rollout.model_copy(update={"max_prompt_tokens": limit})
+    else:
+        return data
+    if given is not None and given != limit:
+        raise ValueError(f"rollout.max_prompt_tokens ({given}) must equal learner.max_prompt_length ({limit}): "
+                         "the engine and the learner must cut prompts at one limit; set learner.max_prompt_length "
+                         "and leave rollout.max_prompt_tokens null (it follows)")
+    return data
 
 
 def placement_problems(cfg: RunConfig) -> list[str]:

@@ -85,7 +85,7 @@ class LearnerConfig(BaseModel):
     advantage_epsilon: float = Field(1e-4, gt=0, description="Added to the std before dividing, as TRL (reward units).")
     max_completion_length: int | None = Field(
         None, ge=1, description="dr_grpo's constant denominator; null = rollout.max_new_tokens, "
-        "set by the driver (tokens)."
+        "filled in when the driver builds the learner (LearnerGroup.from_run_config) (tokens)."
     )
     mask_truncated_completions: bool = Field(
         False, description="Leave completions cut at the token budget (finish_reason 'length') out of the loss."

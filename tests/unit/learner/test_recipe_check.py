@@ -146,3 +146,14 @@ def test_every_gpu_recipe_fits_the_cluster_yaml_at_max_workers(name: str) -> Non
     cfg = load_config(ROOT / "configs" / name, ["reward.worker_resource=reward_node"])
     problems = [p for p in check_recipe(cfg, totals) if "GPU" in p or "CPU" in p or "reward_node" in p]
     assert problems == []
+
+
+def test_rollout_and_learner_cut_prompts_at_one_limit(capsys) -> None:
+    recipe = str(ROOT / "configs" / "qwen3-14b-2gpu.yaml")  # leaves rollout.max_prompt_tokens unset
+    cfg = load_config(recipe)
+    assert cfg.rollout.max_prompt_tokens == cfg.learner.max_prompt_length == 1576
+    assert load_config(recipe, ["learner.max_prompt_length=1024"]).rollout.max_prompt_tokens == 1024
+    assert load_config(recipe, ["rollout.max_prompt_tokens=1576"]).rollout.max_prompt_tokens == 1576
+    assert main([recipe, "--gpus", "2", "rollout.max_prompt_tokens=2048"]) == 2  # an error, not a warning
+    err = capsys.readouterr().err
+    assert "rollout.max_prompt_tokens (2048) must equal learner.max_prompt_length (1576)" in err
