@@ -132,6 +132,10 @@ class LearnerGroup:
         metrics["data_parallel/token_imbalance"] = max(costs) / mean if mean > 0 else 1.0
         return metrics
 
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Block until every rank has loaded its model (its constructor returned); a failed load raises here."""
+        ray.get([a.version.remote() for a in self.actors], timeout=timeout_s)
+
     def adapter_state_refs(self) -> tuple[ray.ObjectRef, ray.ObjectRef]:
         """(version ref, LoRA state ref) from rank 0, so the tensors can go to rollout actors without the driver."""
         version_ref, state_ref = self.head.get_adapter_state.options(num_returns=2).remote()

@@ -22,6 +22,7 @@ from actors.placement import Placement, rollout_group_options
 from actors.reward import RewardPool
 from actors.rollout import RolloutGroup
 from actors.sampler import SamplerActor
+from actors.scheduling import resources_now, wait_placed
 from learner.advantages import group_advantages
 from learner.alerts import CollapseDetector
 from learner.checkpoint import latest_checkpoint
@@ -46,10 +47,18 @@ class StepLoop:
         learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
         self.sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
         self.learner = LearnerGroup.from_run_config(cfg, learner_cfg, placement)  # data parallel: N ranks
+        if self.colocated:
+            # vLLM profiles the GPU's free memory while it starts and fails if another process frees memory
+            # meanwhile (a learner growing meanwhile shrinks its KV cache): the learner loads first, alone
+            self.learner.wait_ready()
+            log.info("colocated: learner loaded, starting the rollout engine on its GPU")
         lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
                     lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
         self.rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
-        self.pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root))  # meta paths' root
+        self.pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root),  # meta paths' root
+                               start_timeout_s=cfg.cluster.placement_timeout_s)
+        # An actor Ray cannot place would make the first ray.get wait forever: fail with what is missing
+        wait_placed(cfg.cluster.placement_timeout_s, lambda: _resource_problems(cfg))
         self.none_guard = NoneRewardGuard(cfg.reward.max_none_steps)
         self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
         self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
@@ -267,6 +276,13 @@ def _timed(call) -> float:
     t = time.monotonic()
     call()
     return time.monotonic() - t
+
+
+def _resource_problems(cfg: RunConfig) -> list[str]:
+    """What the run asks of the cluster that it does not have (learner.recipe_check)."""
+    from learner.recipe_check import check_resources
+
+    return check_resources(cfg, resources_now()[0])
 
 
 def _truncate_metrics(path: Path, start_step: int) -> None:

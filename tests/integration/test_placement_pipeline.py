@@ -59,6 +59,20 @@ def seen(monkeypatch, ray_two_fake_gpus) -> dict:
         ray.kill(self.sampler)  # the next run in this Ray names its sampler "sampler" again
 
     monkeypatch.setattr(learner.loop.StepLoop, "shutdown", spy)
+    # the order in which the learner becomes ready and the engines start
+    events = found.setdefault("start_order", [])
+    wait_ready, rollout_init = learner.loop.LearnerGroup.wait_ready, learner.loop.RolloutGroup.__init__
+
+    def ready_spy(self, *args, **kwargs) -> None:
+        wait_ready(self, *args, **kwargs)
+        events.append("learner ready")
+
+    def rollout_spy(self, *args, **kwargs) -> None:
+        events.append("rollout start")
+        rollout_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(learner.loop.LearnerGroup, "wait_ready", ready_spy)
+    monkeypatch.setattr(learner.loop.RolloutGroup, "__init__", rollout_spy)
     return found
 
 
@@ -97,6 +111,8 @@ def test_colocated_learner_and_engine_share_a_gpu_and_the_engine_sleeps_to_learn
     group = seen["groups"]["pddl-grpo-colocated"]
     assert learner["placement_group_id"] == engine["placement_group_id"] == group
     assert len(learner["gpu_ids"]) == 1 and learner["gpu_ids"] == engine["gpu_ids"]
+    # the engine starts after the learner has loaded (vLLM's start-up memory profile needs a still GPU)
+    assert seen["start_order"] == ["learner ready", "rollout start"]
     history = seen["history"][0]
     # initial push, then per step: generate with v, sleep, (learner trains), wake, push v+1
     assert [(call, version) for call, version, _ in history] == [
