@@ -25,25 +25,55 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 def load_test_samples(data_root: str | Path, domains: Sequence[str] | None = None, split: str = "test",
-                      max_per_domain: int | None = None) -> list[dict[str, Any]]:
-    """Held-out records as samples (`sample_id` = `<split>:<domain>:<line>`), meta paths relative to data_root."""
+                      max_per_domain: int | None = None, sampler: Any = None) -> list[dict[str, Any]]:
+    """Held-out records as samples (`sample_id` = `<split>:<domain>:<i>`), meta paths relative to data_root.
+
+    With `sampler` (the run's SamplerConfig) the records go through the sampler's loader, so the
+    split follows the same rules and skips as training (pddl_root, on_bad_record, the PDDL check).
+    """
     root = Path(data_root)
     folder = root / split if split != "train" else root
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no '{split}' split (expected {folder}/<domain>.jsonl)")
     samples: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("*.jsonl")):
+    for path, rows in _split_records(folder, domains, sampler):
         domain = path.stem
-        if domains and domain not in domains:
-            continue
-        with path.open() as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
         for i, rec in enumerate(rows[: max_per_domain or None]):
             samples.append({**rec, "domain": domain, "sample_id": f"{split}:{domain}:{i}",
                             "bucket": rec.get("bucket", "all")})
     if not samples:
         raise FileNotFoundError(f"{folder}: no held-out records for domains {list(domains or []) or 'any'}")
     return samples
+
+
+def _split_records(folder: Path, domains: Sequence[str] | None, sampler: Any) -> list[tuple[Path, list[dict]]]:
+    paths = [p for p in sorted(folder.glob("*.jsonl")) if not domains or p.stem in domains]
+    if sampler is None:
+        return [(p, _read_jsonl(p)) for p in paths]
+    from sampler.records import load_records, pddl_root
+
+    cfg = sampler.model_copy(update={"data_root": str(folder), "pddl_root": pddl_root(sampler),
+                                     "domains": [p.stem for p in paths]})
+    if not paths:
+        return []
+    index = load_records(cfg, list_ignored=False)
+    out = [(Path(idx.path), [idx.record(i) for i in range(len(idx))]) for idx in index.domains.values()]
+    for idx in index.domains.values():
+        idx.close()
+    return out
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open() as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} at column {err.colno}") from None
+    return rows
 
 
 @dataclass

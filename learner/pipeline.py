@@ -74,6 +74,29 @@ def _init_ray(cfg: RunConfig) -> bool:
     return True
 
 
+def _check_cluster(cfg: RunConfig, local: bool) -> None:
+    """What the run asks of Ray against what the cluster has (learner.recipe_check.check_resources).
+
+    A local Ray cannot grow, so a shortfall stops the run here with what is missing (Ray would keep the
+    actor pending and the run would wait forever); a joined cluster may add nodes (autoscaler), so it is a
+    warning and the actors' start deadline (cluster.placement_timeout_s) decides.
+    """
+    import ray
+
+    from actors.scheduling import ActorsNotPlacedError, resources_now
+    from learner.recipe_check import check_resources
+
+    total = resources_now()[0]
+    problems = check_resources(cfg, total)
+    if problems and local:
+        ray.shutdown()
+        raise ActorsNotPlacedError(f"the local Ray ({total}) cannot place this run's actors: {'; '.join(problems)}; "
+                                   "raise cluster.num_cpus, or ask for less")
+    for problem in problems:
+        log.warning("%s: waiting up to cluster.placement_timeout_s=%g s for the cluster to provide it", problem,
+                    cfg.cluster.placement_timeout_s)
+
+
 def run(cfg: RunConfig, smoke: bool = False) -> int:
     """One training run end to end; returns the process exit code."""
     if smoke:
@@ -89,6 +112,7 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     data_root = ensure_data(cfg, progress=cfg.logging.progress_bar)
     cfg = _preflight(cfg)  # bad records or PDDL stop the run here, before Ray, SFT or any model loads
     started_ray = _init_ray(cfg)
+    _check_cluster(cfg, started_ray)  # before any model loads or SFT runs
     if started_ray:  # actors of a local Ray get absolute paths; a joined cluster keeps the job's working_dir
         update = {"data_root": str(data_root.resolve())}
         if cfg.sampler.pddl_root is not None:
@@ -115,7 +139,7 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
         wants_eval = cfg.eval.before_after or cfg.eval.eval_steps
         if wants_eval and (data_root / "test").is_dir():
             test_samples = load_test_samples(data_root, cfg.sampler.domains,
-                                             max_per_domain=cfg.eval.max_problems_per_domain)
+                                             max_per_domain=cfg.eval.max_problems_per_domain, sampler=cfg.sampler)
             loop.eval_samples = test_samples
         elif wants_eval:
             log.warning("%s has no test/ split: held-out evaluation is skipped", data_root)

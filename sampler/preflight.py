@@ -53,4 +53,7 @@ def preflight(cfg: SamplerConfig) -> PreflightReport:
     report = PreflightReport(tuple(train.domains), records, skipped, time.monotonic() - t0)
     log.info("pre-flight: %s records checked in %.1f s, PDDL under %s",
              {s: sum(n.values()) for s, n in records.items()}, report.seconds, pddl_root(cfg))
+    if any(n for split in skipped.values() for n in split.values()):
+        log.warning("pre-flight: records skipped (on_bad_record: skip): %s",
+                    {s: {d: n for d, n in split.items() if n} for s, split in skipped.items()})
     return report

@@ -220,9 +220,9 @@ def _load_domain(
             lines.append(lineno)
             offsets.append(start)
             params.append(row)
-            assert meta is not None  # a record without a problem has its meta
-            pair = (checker.full(meta["domain_file"]), checker.full(meta["problem_file"]))
-            users.setdefault(pair, []).append(lineno)
+            if meta is not None and pddl.mode != "off":
+                pair = (checker.full(meta["domain_file"]), checker.full(meta["problem_file"]))
+                users.setdefault(pair, []).append(lineno)
     bad_lines = _check_pddl(path, users, pddl, cfg)
     if bad_lines:
         skipped["pddl"] += len(bad_lines)

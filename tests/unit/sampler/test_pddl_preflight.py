@@ -93,3 +93,18 @@ def test_preflight_checks_the_test_split_too(repo):
     (test / "grippers.jsonl").write_text(json.dumps(rec) + "\n")
     with pytest.raises(RecordError, match=r"test/grippers.jsonl:1: meta.problem_file .* does not exist"):
         preflight(_cfg(repo))
+
+
+def test_held_out_samples_follow_the_sampler_rules_and_skips(repo):
+    from learner.eval_core import load_test_samples
+
+    test = repo / "data/grpo/test"
+    test.mkdir()
+    good = json.loads((repo / "data/grpo/grippers.jsonl").read_text().splitlines()[0])
+    (test / "grippers.jsonl").write_text(json.dumps(good) + "\n{not json\n" + json.dumps(good) + "\n")
+    (test / "combined.jsonl").write_text("{}\n")
+    with pytest.raises(RecordError, match=r"test/grippers.jsonl:2: invalid JSON"):
+        load_test_samples(repo / "data/grpo", ["grippers"], sampler=_cfg(repo))
+    samples = load_test_samples(repo / "data/grpo", ["grippers"], sampler=_cfg(repo, on_bad_record="skip"))
+    assert [s["sample_id"] for s in samples] == ["test:grippers:0", "test:grippers:1"]
+    assert samples[0]["meta"]["problem_file"] == good["meta"]["problem_file"]
