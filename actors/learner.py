@@ -36,12 +36,15 @@ class LearnerActor:
 
     def __init__(self, config: LearnerConfig | dict, num_training_steps: int | None = None) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        self.config = config if isinstance(config, LearnerConfig) else LearnerConfig.model_validate(config)
+        from learner.unsloth_first import import_unsloth_first
+
+        import_unsloth_first(self.config)  # before learner.model imports transformers and peft
         import torch
 
         from learner.model import load_policy
         from learner.train_step import GRPOTrainerCore
 
-        self.config = config if isinstance(config, LearnerConfig) else LearnerConfig.model_validate(config)
         self.num_threads = _assigned_cpus()
         torch.set_num_threads(self.num_threads)
         torch.manual_seed(self.config.seed)

@@ -14,6 +14,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from learner.learner_config import LearnerConfig
+from learner.unsloth_first import import_unsloth_first, wants_unsloth
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,6 @@ def resolve_dtype(name: str, cuda: bool | None = None) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _unsloth_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("unsloth") is not None
-
-
 def _load_with_unsloth(config: LearnerConfig, dtype: torch.dtype) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel  # lazy: GPU-only dependency
 
@@ -49,8 +44,13 @@ def _load_with_unsloth(config: LearnerConfig, dtype: torch.dtype) -> tuple[Any, 
         dtype=dtype,
         load_in_4bit=config.load_in_4bit,
     )
+    checkpointing = "unsloth" if config.use_gradient_checkpointing else False
     if config.adapter_path is not None:
+        # Unsloth's own adapter path (FastLanguageModel.from_pretrained on an adapter directory does these
+        # two steps): the PEFT model, then its patch, which puts in Unsloth's LoRA kernels and gradient
+        # checkpointing; PeftModel.from_pretrained alone leaves both out. The base stays learner.base_model.
         model = PeftModel.from_pretrained(model, config.adapter_path, is_trainable=True)
+        model = FastLanguageModel.patch_peft_model(model, use_gradient_checkpointing=checkpointing)
         return model, tokenizer
     targets = _DECODER_LINEARS if config.lora_target_modules == "all-linear" else config.lora_target_modules
     model = FastLanguageModel.get_peft_model(
@@ -59,7 +59,7 @@ def _load_with_unsloth(config: LearnerConfig, dtype: torch.dtype) -> tuple[Any, 
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
-        use_gradient_checkpointing="unsloth" if config.use_gradient_checkpointing else False,
+        use_gradient_checkpointing=checkpointing,
         random_state=config.seed,
     )
     return model, tokenizer
@@ -127,7 +127,8 @@ def load_policy(config: LearnerConfig) -> tuple[PeftModel, PreTrainedTokenizerBa
     cuda = torch.cuda.is_available()
     dtype = resolve_dtype(config.dtype, cuda)
     torch.manual_seed(config.seed)  # LoRA A matrices are initialised randomly
-    if config.use_unsloth and cuda and _unsloth_available():
+    if wants_unsloth(config, cuda):
+        import_unsloth_first(config, cuda)  # a no-op when the learner actor already did (it must come first)
         model, tokenizer = _load_with_unsloth(config, dtype)
     else:
         if config.use_unsloth and cuda:
