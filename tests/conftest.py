@@ -1,4 +1,4 @@
-"""Shared pytest setup: passive OpenMP threads, `gpu` skips without CUDA, the tiny word-level Llama fixtures."""
+"""Shared pytest setup: passive OpenMP threads, `gpu` / `vllm` skips without CUDA / vLLM, tiny Llama fixtures."""
 
 from __future__ import annotations
 
@@ -24,13 +24,23 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _vllm_installed() -> bool:
+    # find_spec, not import: an installed but broken vLLM must fail its tests, not skip them
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _cuda_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    skips = []
+    if not _cuda_available():
+        skips.append(("gpu", pytest.mark.skip(reason="needs a CUDA GPU")))
+    if not _vllm_installed():
+        skips.append(("vllm", pytest.mark.skip(reason="needs vllm (on CPU: bash .ci/vllm_cpu.sh builds .venv-vllm)")))
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for keyword, skip in skips:
+            if keyword in item.keywords:
+                item.add_marker(skip)
 
 
 def build_tiny_llama(out: Path) -> Path:

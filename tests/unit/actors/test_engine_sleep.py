@@ -75,7 +75,10 @@ def stand_in_vllm_for_missing_gpu(monkeypatch):
     StandInSleepLLM.instances = []
     vllm = types.ModuleType("vllm")
     vllm.LLM, vllm.SamplingParams = StandInSleepLLM, object
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: False)  # sleep mode is a GPU feature
     monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
     return StandInSleepLLM
 
 

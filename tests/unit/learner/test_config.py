@@ -21,6 +21,14 @@ def test_tiny_cpu_config_loads() -> None:
     assert cfg.sampler.batch_size % 5 == 0  # five domains, balanced
 
 
+def test_tiny_cpu_vllm_config_is_the_tiny_default_with_the_vllm_engine() -> None:
+    vllm = load_config(ROOT / "configs" / "tiny_cpu_vllm.yaml").model_dump()
+    hf = load_config(ROOT / "configs" / "tiny_cpu.yaml").model_dump()
+    assert (vllm["rollout"].pop("engine"), hf["rollout"].pop("engine")) == ("vllm", "hf")
+    assert (vllm.pop("run_name"), hf.pop("run_name")) == ("tiny-cpu-vllm", "tiny-cpu")
+    assert vllm == hf
+
+
 def test_seed_defaults_have_a_home() -> None:
     cfg = RunConfig()
     assert cfg.sampler.batch_size == 8
