@@ -23,7 +23,14 @@ class LearnerConfig(BaseModel):
     adapter_path: str | None = Field(
         None, description="Existing PEFT LoRA adapter to continue training (e.g. an SFT adapter); null = fresh (path)."
     )
-    load_in_4bit: bool = Field(True, description="Load the base model in 4-bit (bitsandbytes, GPU only).")
+    load_in_4bit: bool = Field(
+        True, description="Load the base model in 4-bit NF4 with double quantisation (bitsandbytes) on CUDA; on CPU "
+        "the base loads in `dtype` unless load_in_4bit_on_cpu."
+    )
+    load_in_4bit_on_cpu: bool = Field(
+        False, description="With load_in_4bit: quantise on CPU too (bitsandbytes >= 0.50 runs NF4 there), the same "
+        "path as on a GPU; for tests of the QLoRA path without a GPU, slower than fp32 on CPU."
+    )
     use_unsloth: bool = Field(True, description="Load through Unsloth's FastLanguageModel when installed and on CUDA.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Weights dtype; auto = bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."

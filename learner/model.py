@@ -67,8 +67,9 @@ def _load_with_unsloth(config: LearnerConfig, dtype: torch.dtype) -> tuple[Any, 
 
 def _load_base(config: LearnerConfig, dtype: torch.dtype, cuda: bool) -> PreTrainedModel:
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if config.load_in_4bit and cuda:
-        from transformers import BitsAndBytesConfig  # needs bitsandbytes, only on GPU
+    quantize = config.load_in_4bit and (cuda or config.load_in_4bit_on_cpu)
+    if quantize:
+        from transformers import BitsAndBytesConfig  # needs bitsandbytes (the [gpu] extra)
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -76,13 +77,14 @@ def _load_base(config: LearnerConfig, dtype: torch.dtype, cuda: bool) -> PreTrai
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
         )
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        kwargs["device_map"] = {"": torch.cuda.current_device() if cuda else "cpu"}
     elif config.load_in_4bit:
-        log.info("load_in_4bit skipped: no CUDA device, loading %s in %s", config.base_model, dtype)
+        log.info("load_in_4bit skipped: no CUDA device, loading %s in %s (load_in_4bit_on_cpu: quantise anyway)",
+                 config.base_model, dtype)
     model = AutoModelForCausalLM.from_pretrained(config.base_model, **kwargs)
     if cuda and "device_map" not in kwargs:
         model = model.to("cuda")
-    if config.load_in_4bit and cuda:
+    if quantize:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
