@@ -25,6 +25,7 @@ from typing import Any
 
 import ray
 
+from actors.scheduling import ActorsNotPlacedError, resources_now, shortfall
 from reward_service.config import RewardConfig
 from reward_service.result import Completion, Label, Validator
 from reward_service.scoring import RewardScorer, Score, sample_domain
@@ -75,8 +76,10 @@ class _Worker:
     name: str
     handle: Any  # ray ActorHandle
     ready_ref: Any  # its ready() call: the watchdog does not count a worker's start-up time
+    spawned_at: float = field(default_factory=time.monotonic)
     up_at: float | None = None  # monotonic time its start-up was seen finished
     retiring: bool = False
+    stuck: bool = False  # not started within start_timeout_s (Ray cannot place it): gets no chunks
 
 
 @dataclass
@@ -120,6 +123,7 @@ class RewardPool:
         name_prefix: str = "reward",
         watchdog_grace_s: float | None = None,
         poll_s: float = 0.05,
+        start_timeout_s: float = 300.0,
     ) -> None:
         if not ray.is_initialized():
             raise RuntimeError("RewardPool needs a Ray cluster: call ray.init() first")
@@ -130,6 +134,8 @@ class RewardPool:
         # Watchdog slack over timeout_s * plans: the inner deadlines should fire first.
         self.watchdog_grace_s = watchdog_grace_s if watchdog_grace_s is not None else max(5.0, config.timeout_s)
         self.poll_s = poll_s
+        # A worker Ray cannot place (no node has worker_resource, too few CPUs) would hold its chunk forever.
+        self.start_timeout_s = start_timeout_s
         self._lock = threading.RLock()
         self._workers: dict[int, _Worker] = {}
         self._target = config.num_workers
@@ -154,8 +160,12 @@ class RewardPool:
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every worker has started (its process and imports)."""
         with self._lock:
-            handles = [w.handle for w in self._workers.values()]
-        ray.get([h.ready.remote() for h in handles], timeout=timeout_s)
+            workers = list(self._workers.values())
+        try:
+            ray.get([w.ready_ref for w in workers], timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            late = [w for w in workers if not self._is_up(w)]
+            raise ActorsNotPlacedError(self._not_started(late, timeout_s)) from None
 
     def resize(self, n: int) -> None:
         """Grow or shrink to `n` workers; busy workers finish their chunk first. Safe from any thread."""
@@ -212,7 +222,8 @@ class RewardPool:
                 with self._lock:
                     busy = {w.slot for w, _, _ in inflight.values()}
                     self._apply_size(busy=busy)
-                    idle = [w for w in self._workers.values() if not w.retiring and w.slot not in busy]
+                    idle = [w for w in self._workers.values()
+                            if not w.retiring and w.slot not in busy and not (w.stuck and not self._is_up(w))]
                 for worker in idle:
                     if not pending:
                         break
@@ -230,6 +241,10 @@ class RewardPool:
                     worker, chunk, _ = inflight.pop(ref)
                     self._collect(ref, worker, chunk, completions, by_id, results, pending)
                 self._watchdog(inflight, completions, by_id, results, pending)
+                with self._lock:
+                    active = [w for w in self._workers.values() if not w.retiring]
+                    if active and all(w.stuck and not self._is_up(w) for w in active):
+                        raise ActorsNotPlacedError(self._not_started(active, self.start_timeout_s))
         finally:
             with self._lock:
                 self._counts["scoring"] -= 1
@@ -313,13 +328,40 @@ class RewardPool:
                 ray.kill(worker.handle, no_restart=True)
         self._record(chunk.indices, scores, worker.name, results)
 
+    def _is_up(self, worker: _Worker) -> bool:
+        """Whether the worker's start-up has finished (its ready() answered)."""
+        if worker.up_at is None and ray.wait([worker.ready_ref], timeout=0)[0]:
+            worker.up_at = time.monotonic()
+            worker.stuck = False
+        return worker.up_at is not None
+
+    def _not_started(self, workers: list[_Worker], waited_s: float) -> str:
+        need = {"CPU": self.config.cpus_per_worker}
+        if self.config.worker_resource:
+            need[self.config.worker_resource] = 1.0
+        total, free = resources_now()
+        why = shortfall(need, total, free) or [f"it needs {need}"]
+        resource = self.config.worker_resource
+        if resource and total.get(resource, 0.0) < 1:
+            hint = (f"declare it on the reward nodes (`ray start --resources='{{\"{resource}\": N}}'`, or the reward "
+                    "node type in cluster.yaml), or set reward.worker_resource: null")
+        else:
+            hint = "add CPUs (cluster.num_cpus, more nodes) or lower reward.num_workers / reward.cpus_per_worker"
+        names = ", ".join(w.name for w in workers)
+        return f"reward worker(s) {names} not started after {waited_s:g} s: {'; '.join(why)}; {hint}"
+
     def _watchdog(self, inflight, completions, by_id, results, pending) -> None:
         now = time.monotonic()
         for ref, (worker, chunk, started) in list(inflight.items()):
             if worker.up_at is None:
-                if not ray.wait([worker.ready_ref], timeout=0)[0]:
+                if not self._is_up(worker):
+                    if now - worker.spawned_at > self.start_timeout_s:  # Ray cannot place it: take the chunk back
+                        del inflight[ref]
+                        pending.appendleft(chunk)
+                        if not worker.stuck:
+                            log.warning("%s", self._not_started([worker], self.start_timeout_s))
+                        worker.stuck = True
                     continue  # still starting (process, imports): not the chunk's fault
-                worker.up_at = now
             limit = self.config.timeout_s * len(chunk.indices) + self.watchdog_grace_s
             if now - max(started, worker.up_at) > limit:
                 del inflight[ref]

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(dump_config(cfg))
         return 0
+    from actors.scheduling import ActorsNotPlacedError
     from learner.none_guard import AllNoneRewardsError
     from learner.pipeline import run
     from sampler.pddl_check import PddlFileError
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(cfg, smoke=args.smoke)
     except (RecordError, PddlFileError) as exc:  # bad data: stopped before any model loaded
         print(f"error: bad data, nothing was trained: {exc}", file=sys.stderr)
+        return 2
+    except ActorsNotPlacedError as exc:  # the cluster lacks what the config asks for
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except AllNoneRewardsError as exc:
         print(f"error: run stopped: {exc}", file=sys.stderr)

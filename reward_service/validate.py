@@ -2,7 +2,7 @@
 
     python -m reward_service.validate DOMAIN PROBLEM PLAN [PLAN ...] [--validator val|native] [--json]
                                       [--progress-denominator plan_size|reference_length]
-                                      [--reference-length N] [--from-completion]
+                                      [--reference-length N] [--from-completion] [--timeout S]
 
 Every plan gets its label and the dense reward of DESIGN.md (RewardConfig defaults; None when the
 validator failed). p's denominator is the plan's size (the seed's), or with `--progress-denominator
@@ -12,7 +12,8 @@ same extractor -> validator -> reward path as training (RewardScorer), and the J
 `extracted_plan` and `dropped`.
 
 Exit status: 0 when every plan is valid, 1 when any is not, 2 on a usage error or PDDL that does
-not parse (the message names the file and line). A plan file that cannot be read as a plan is not a
+not parse (the message names the file and line). Each plan gets `--timeout` seconds (RewardConfig.timeout_s,
+as in training); over it its label is validator_error. A plan file that cannot be read as a plan is not a
 usage error: it gets the label plan_format_error, with the file and line in its message.
 """
 
@@ -32,7 +33,7 @@ from reward_service.extract import Extraction
 from reward_service.pddl.errors import PddlError
 from reward_service.plan_file import PlanFormatError, read_plan_file
 from reward_service.result import Completion, Label, Plan, ValidationResult, Validator
-from reward_service.scoring import RewardScorer, Score
+from reward_service.scoring import RewardScorer, Score, ValidationTimeout, deadline
 from reward_service.val import load_task
 from reward_service.validators import VALIDATOR_NAMES, make_validator
 
@@ -74,7 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: a .soln beside the problem, else the plan's size)")
     parser.add_argument("--from-completion", action="store_true",
                         help="each PLAN file is raw model output: extract its plan first, as training does")
+    parser.add_argument("--timeout", type=_positive_seconds, metavar="S", default=RewardConfig().timeout_s,
+                        help="seconds a plan may take; over it: validator_error (default %(default)g, as training)")
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {value:g}")
+    return value
+
+
+def _validate_within(validator: Validator, domain: str, problem: str, plans: list[Plan],
+                     timeout_s: float) -> list[ValidationResult]:
+    """validate_many under training's deadline (timeout_s a plan): a plan over it gets validator_error."""
+    try:
+        with deadline(timeout_s * max(1, len(plans))):
+            return list(validator.validate_many(domain, problem, plans))
+    except ValidationTimeout:
+        pass  # find the slow plan(s): one deadline each
+    results = []
+    for plan in plans:
+        try:
+            with deadline(timeout_s):
+                results.append(validator.validate(domain, problem, plan))
+        except ValidationTimeout as exc:
+            results.append(ValidationResult(Label.VALIDATOR_ERROR, len(plan), validator=validator.name,
+                                            error=f"timeout: {exc}"))
+    return results
 
 
 def read_plans(paths: list[str], validator_name: str, goals_total: int) -> tuple[list[Plan | None], dict]:
@@ -103,7 +135,7 @@ def validate_files(
     config = config or RewardConfig()
     plans, errors = read_plans(paths, validator.name, load_task(domain, problem).goals_total)
     readable = [i for i, p in enumerate(plans) if p is not None]
-    results = validator.validate_many(domain, problem, [plans[i] for i in readable])
+    results = _validate_within(validator, domain, problem, [plans[i] for i in readable], config.timeout_s)
     by_index = {**errors, **dict(zip(readable, results, strict=True))}
     if config.progress_denominator != "reference_length":
         reference = None
@@ -237,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.domain, args.problem, *args.plans):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: no such file")
-        outcomes = run(make_validator(args.validator), args.domain, args.problem, args.plans,
+        opts = {"timeout_s": args.timeout} if args.validator == "val" else {}
+        outcomes = run(make_validator(args.validator, **opts), args.domain, args.problem, args.plans,
                        args.reference_length,
-                       RewardConfig(validator=args.validator, progress_denominator=denominator))
+                       RewardConfig(validator=args.validator, progress_denominator=denominator,
+                                    timeout_s=args.timeout))
     except (PddlError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

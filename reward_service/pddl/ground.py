@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
+from reward_service.pddl.errors import PddlSemanticError
 from reward_service.pddl.model import (
     Action,
     And,
@@ -27,6 +29,13 @@ from reward_service.pddl.model import (
 # True/False, ("atom", atom), ("not", f), ("and", (f, ...)) or ("or", (f, ...)).
 GroundAtom = tuple
 Prop = object
+# Quantifier instances one formula or effect may expand to, nested quantifiers multiplied: a forall over
+# 4 variables x 65 objects (17.8M) grounded for minutes outside any deadline (issue 19); 100k is ~10 s here.
+GROUNDING_BUDGET = 100_000
+
+
+class GroundingBudgetError(PddlSemanticError):
+    """A quantifier that expands to more instances than GROUNDING_BUDGET: the task is too big to ground."""
 
 
 def atom_text(atom: GroundAtom) -> str:
@@ -153,6 +162,8 @@ def conjuncts(f: Formula) -> list[Formula]:
 class Grounder:
     """Grounds formulas, effects and actions of one (domain, problem); caches ground actions."""
 
+    _nested = 1  # instances of the quantifiers being expanded around the current one (the budget's count)
+
     def __init__(self, domain: Domain, problem: Problem) -> None:
         self.domain = domain
         self.problem = problem
@@ -172,9 +183,22 @@ class Grounder:
         return found
 
     def bindings(self, params: tuple[Param, ...], binding: dict[str, str]):
-        """Every extension of `binding` over typed `params` (quantifier expansion)."""
-        for values in itertools.product(*(self.objects_of(p.type) for p in params)):
-            yield {**binding, **{p.name: v for p, v in zip(params, values, strict=True)}}
+        """Every extension of `binding` over typed `params` (quantifier expansion), within GROUNDING_BUDGET
+        instances counted with the quantifiers this one is nested in (raises GroundingBudgetError)."""
+        domains = [self.objects_of(p.type) for p in params]
+        outer, size = self._nested, math.prod(len(d) for d in domains)
+        if outer * size > GROUNDING_BUDGET:
+            names = " ".join(f"{p.name} - {p.type} ({len(d)} objects)" for p, d in zip(params, domains, strict=True))
+            raise GroundingBudgetError(
+                f"a quantifier over {names} expands to {outer * size:,} instances (with the quantifiers around it), "
+                f"over the grounding budget of {GROUNDING_BUDGET:,}: the task is too big to ground",
+                self.problem.filename)
+        self._nested = outer * size  # consumers iterate nested expansions innermost-first, so a stack suffices
+        try:
+            for values in itertools.product(*domains):
+                yield {**binding, **{p.name: v for p, v in zip(params, values, strict=True)}}
+        finally:
+            self._nested = outer
 
     def ground(self, f: Formula, binding: dict[str, str]) -> Prop:
         if isinstance(f, Atom):
