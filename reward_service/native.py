@@ -100,7 +100,11 @@ class NativeValidator:
         out = sim.run_ground(actions)
         if out.kind == "success":
             return result(Label.SUCCESS, goals_satisfied=out.goals_satisfied, goals_total=out.goals_total,
-                          messages=("Plan valid",))
+                          messages=("Plan valid",), metric_value=out.metric_value,
+                          preferences_violated=out.preferences_violated)
+        if out.kind == "undefined":  # VAL: "Attempt to access undefined numeric expression!", no verdict
+            return result(Label.VALIDATOR_ERROR, error=f"step {out.failed_step}: {plan.steps[out.failed_step - 1]} "
+                          "has a cost function without a value in :init")
         if n == 0:  # VAL "Plan size: 0" without success
             return result(Label.EMPTY_PLAN, goals_satisfied=out.goals_satisfied, goals_total=out.goals_total,
                           violated_constraint=out.violated, messages=("Plan size: 0", "Goal not satisfied"))

@@ -65,6 +65,11 @@ class ValidationResult:
     validator: str = ""  # "val" | "native"
     latency_ms: float = 0.0
     error: str | None = None  # reason when label is validator_error
+    # success only, as VAL prints them (":action-costs", ":preferences"): "Final value" = the :metric's value
+    # (e.g. total-cost), or the plan length without a metric; "Violations:" = soft preferences not held, with
+    # the number of violated instances. Neither changes the label or the reward.
+    metric_value: float | None = None
+    preferences_violated: tuple[tuple[str, int], ...] = ()
 
     @property
     def valid(self) -> bool:

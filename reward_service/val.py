@@ -71,6 +71,9 @@ _HAPPENING = re.compile(r"^Checking next happening \(time ([0-9.]+)\)", re.M)
 _TRAJ_AT = re.compile(r"^Checking trajectory constraints at ([0-9.]+)")
 _AMO = re.compile(r"^Constraint violated by satisfaction of (.*) at ([0-9.]+)$")
 _SET = re.compile(r"\(Set (.*) to (true|false)\)")
+_AT_NEXT_LINE = re.compile(r"^at ([0-9.]+)$")  # VAL breaks the line before " at K" after a quantified formula
+_FINAL_VALUE = re.compile(r"^Final value: (\S+)", re.M)
+_VIOLATION = re.compile(r"^\t(\S+): (\d+)$")
 
 
 def find_validate_binary(binary: str | Path | None = None) -> Path:
@@ -110,6 +113,77 @@ class _Verdict:
     violated_constraint: str | None = None
     unsatisfied_preconditions: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
+    metric_value: float | None = None
+    preferences_violated: tuple[tuple[str, int], ...] = ()
+
+
+def _advice_count(lines: list[str], start: int) -> int:
+    """Unsatisfied goal conjuncts in the advice after lines[start] ("The goal is not satisfied").
+
+    One conjunct is printed bare: "(Set X to true)", or "(Follow one of:" with one "(Set" line per way to
+    satisfy an `exists`/`or` goal (still one conjunct). Several are wrapped in "(Follow each of:", one
+    child per conjunct at the next indentation. "(No advice for conjunction!)": none.
+    """
+    block: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            if block:
+                break
+            continue
+        if line.startswith(("Failed plans:", "Successful plans:", "Checking plan:")):
+            break
+        block.append(line.rstrip())
+    if not block or block[0].startswith("(No advice"):
+        return 0
+    if not block[0].startswith("(Follow each of:"):
+        return 1
+    indents = [len(ln) - len(ln.lstrip(" ")) for ln in block[1:] if ln.strip() != ")"]
+    child = min((i for i in indents if i > 0), default=0)
+    return sum(1 for ln, i in zip(block[1:], indents, strict=False)
+               if i == child and ("(Set " in ln or "(Follow " in ln))
+
+
+def _soft_failures(stripped: list[str]) -> set[int]:
+    """Indices of constraint-failure lines that belong to preferences (soft): VAL follows the first report of
+    each with "Preference NAME: ..." and repeats the same text in later states without it."""
+    soft_texts: set[str] = set()
+    soft: set[int] = set()
+    for i, ln in enumerate(stripped):
+        if not _is_failure_line(ln):
+            continue
+        text = _AMO.sub(r"\1", ln) if _AMO.match(ln) else ln
+        if i + 1 < len(stripped) and _AT_NEXT_LINE.match(stripped[i + 1]) and i + 2 < len(stripped):
+            follows = stripped[i + 2]
+        else:
+            follows = stripped[i + 1] if i + 1 < len(stripped) else ""
+        if follows.startswith("Preference ") or text in soft_texts:
+            soft_texts.add(text)
+            soft.add(i)
+    return soft
+
+
+def _is_failure_line(ln: str) -> bool:
+    return ln.startswith(("Failure to satisfy: ", "Constraint violated by satisfaction of ")) or ln.endswith(
+        " sometime before")
+
+
+def _metric(text: str, lines: list[str]) -> tuple[float | None, tuple[tuple[str, int], ...]]:
+    """VAL's "Final value: X" and its "Violations:" block (one "\tNAME: COUNT" line per preference)."""
+    m = _FINAL_VALUE.search(text)
+    value = None
+    if m:
+        try:
+            value = float(m.group(1))
+        except ValueError:
+            value = None
+    violated: list[tuple[str, int]] = []
+    if "Violations:" in lines:
+        for line in lines[lines.index("Violations:") + 1 :]:
+            v = _VIOLATION.match(line)
+            if not v:
+                break
+            violated.append((v.group(1), int(v.group(2))))
+    return value, tuple(sorted(violated))
 
 
 def _advice_atoms(lines: list[str], start: int) -> tuple[str, ...]:
@@ -133,13 +207,15 @@ def classify_val_output(text: str) -> _Verdict:
     size_m = _PLAN_SIZE.search(text)
     plan_size = int(size_m.group(1)) if size_m else None
     if "Plan valid" in stripped:
-        return _Verdict(Label.SUCCESS, plan_size)
+        value, violated = _metric(text, lines)
+        return _Verdict(Label.SUCCESS, plan_size, metric_value=value, preferences_violated=violated)
     for s in FORMAT_ERROR_STRINGS:
         if s in text:
             return _Verdict(Label.PLAN_FORMAT_ERROR, plan_size, messages=tuple(ln for ln in stripped if s in ln))
     failed = "Plan invalid" in stripped or "Plan failed to execute" in stripped
     advice = stripped.index("The goal is not satisfied") if "The goal is not satisfied" in stripped else None
-    unsat = len(_advice_atoms(lines, advice)) if advice is not None else 0
+    unsat = _advice_count(lines, advice) if advice is not None else 0
+    soft = _soft_failures(stripped)
     if plan_size == 0 and failed:
         return _Verdict(Label.EMPTY_PLAN, 0, unsatisfied_goals=unsat)
     if "Goal not satisfied" in stripped:
@@ -148,9 +224,7 @@ def classify_val_output(text: str) -> _Verdict:
             if ln.startswith("Outstanding requirements unsatisfied"):
                 extra = [x.strip() for x in lines[i + 1 :] if x.startswith("\t")]
                 constraint = " ".join([ln, *extra[:1]] if extra else [ln])
-            elif ln.startswith(("Final requirement ", "Failure to satisfy: ", "Constraint violated by")) or (
-                "sometime before" in ln
-            ):
+            elif ln.startswith("Final requirement ") or (_is_failure_line(ln) and i not in soft):
                 constraint = ln
         return _Verdict(Label.GOAL_NOT_SATISFIED, plan_size, unsatisfied_goals=unsat, violated_constraint=constraint)
     if any("unsatisfied precondition" in ln for ln in stripped):
@@ -167,17 +241,23 @@ def classify_val_output(text: str) -> _Verdict:
         return _Verdict(Label.PRECONDITION_VIOLATION, plan_size, step, unsatisfied_preconditions=atoms, messages=msgs)
     if failed:
         step, state_index, constraint, state = None, None, None, None
-        for ln in stripped:
+        for i, ln in enumerate(stripped):
             if ln in ("Plan failed to execute", "Plan invalid"):
                 break
             if m := _HAPPENING.match(ln):
                 step = _step_number(m.group(1))  # the seed's number: the last happening before the failure
             elif m := _TRAJ_AT.match(ln):
                 state = _step_number(m.group(1))
-            elif (ln.startswith("Failure to satisfy: ") or ln.endswith(" sometime before")) and constraint is None:
+            elif i in soft or constraint is not None:
+                continue  # a preference's failure (soft) never ends the plan; the first hard one did
+            elif ln.startswith("Failure to satisfy: ") or ln.endswith(" sometime before"):
                 state_index, constraint = state, ln
-            elif (m := _AMO.match(ln)) and constraint is None:
+            elif m := _AMO.match(ln):
                 state_index, constraint = _step_number(m.group(2)), ln
+            elif ln.startswith("Constraint violated by satisfaction of ") and i + 1 < len(stripped) and (
+                m := _AT_NEXT_LINE.match(stripped[i + 1])
+            ):
+                state_index, constraint = _step_number(m.group(1)), f"{ln} at {m.group(1)}"
         msgs = (constraint,) if constraint else ()
         return _Verdict(Label.SAFETY_CONSTRAINTS_VIOLATION, plan_size, step, state_index,
                         violated_constraint=constraint, messages=msgs)
@@ -349,5 +429,5 @@ class ValValidator:
             violation_state_index=v.violation_state_index, goals_satisfied=satisfied,
             goals_total=total, violated_constraint=v.violated_constraint,
             unsatisfied_preconditions=v.unsatisfied_preconditions, messages=v.messages, validator=self.name,
-            latency_ms=seconds * 1000,
+            latency_ms=seconds * 1000, metric_value=v.metric_value, preferences_violated=v.preferences_violated,
         )

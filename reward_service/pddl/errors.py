@@ -30,3 +30,20 @@ class PddlParseError(PddlError):
 
 class PddlSemanticError(PddlError):
     """Well-formed text that makes no sense: an undeclared predicate or type, a wrong arity, a duplicate."""
+
+
+class PddlUnsupportedError(PddlSemanticError):
+    """Valid PDDL using a feature the native validator does not simulate (VAL may still read it).
+
+    `requirement` names the PDDL requirement behind the feature (":durative-actions", ":numeric-fluents",
+    ":derived-predicates", ":timed-initial-literals", ...), so the pre-flight can say which one and route
+    the task to VAL under `reward.validator: auto`.
+    """
+
+    def __init__(self, message: str, filename: str = "<pddl>", line: int = 0, symbol: str | None = None,
+                 requirement: str = "") -> None:
+        super().__init__(message, filename, line, symbol)
+        self.requirement = requirement
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.filename, self.line, self.symbol, self.requirement))

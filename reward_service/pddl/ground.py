@@ -117,6 +117,9 @@ class GroundAction:
     conditional: tuple[tuple[Prop, frozenset, frozenset], ...]
     pos: frozenset | None
     neg: frozenset | None
+    # :action-costs: what the step adds to total-cost; None when a cost function has no value in :init
+    # (VAL: "Attempt to access undefined numeric expression!", no verdict)
+    cost: float | None = 0.0
 
     def applicable(self, state: frozenset) -> bool:
         if self.pos is not None:
@@ -169,6 +172,13 @@ class Grounder:
         self.problem = problem
         self._actions: dict[tuple[str, tuple[str, ...]], GroundAction] = {}
         self._by_type: dict[str, tuple[str, ...]] = {}
+        self.values = {(a.predicate, *a.args): v for a, v in problem.numeric_init}  # static function values
+
+    def cost_of(self, term: float | Atom, binding: dict[str, str]) -> float | None:
+        """A cost term's value: the number, or the function's :init value (None when it has none)."""
+        if not isinstance(term, Atom):
+            return term
+        return self.values.get((term.predicate, *(binding.get(a, a) for a in term.args)))
 
     @cached_property
     def init(self) -> frozenset:
@@ -216,12 +226,15 @@ class Grounder:
         parts = [self.ground(f.body, b) for b in self.bindings(f.params, binding)]
         return _and(parts) if isinstance(f, Forall) else _or(parts) if isinstance(f, Exists) else None
 
-    def _effect(self, eff: Effect, binding: dict[str, str], adds: set, dels: set, cond: list) -> None:
+    def _effect(self, eff: Effect, binding: dict[str, str], adds: set, dels: set, cond: list,
+                costs: list | None = None) -> None:
         adds.update((a.predicate, *(binding.get(x, x) for x in a.args)) for a in eff.adds)
         dels.update((a.predicate, *(binding.get(x, x) for x in a.args)) for a in eff.deletes)
+        if costs is not None:
+            costs.extend(self.cost_of(c, binding) for c in eff.costs)
         for fe in eff.foralls:
             for b in self.bindings(fe.params, binding):
-                self._effect(fe.effect, b, adds, dels, cond)
+                self._effect(fe.effect, b, adds, dels, cond, costs)
         for w in eff.whens:
             c = self.ground(w.condition, binding)
             if c is False:
@@ -257,7 +270,10 @@ class Grounder:
         adds: set = set()
         dels: set = set()
         cond: list = []
-        self._effect(action.effect, binding, adds, dels, cond)
-        found = GroundAction(action.name, args, pre, parts, frozenset(adds), frozenset(dels), tuple(cond), pos, neg)
+        costs: list = []
+        self._effect(action.effect, binding, adds, dels, cond, costs)
+        cost = None if None in costs else float(sum(costs))
+        found = GroundAction(action.name, args, pre, parts, frozenset(adds), frozenset(dels), tuple(cond), pos, neg,
+                             cost)
         self._actions[key] = found
         return found

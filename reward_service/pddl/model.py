@@ -71,6 +71,13 @@ class Imply:
         return f"(imply {self.left} {self.right})"
 
 
+def either_members(type_name: str) -> tuple[str, ...]:
+    """The member types of `(either a b)`, or the one type of a plain type name."""
+    if type_name.startswith("(either "):
+        return tuple(type_name[len("(either "):-1].split())
+    return (type_name,)
+
+
 def _params_text(params: tuple[Param, ...]) -> str:
     return " ".join(f"{p.name} - {p.type}" for p in params)
 
@@ -106,6 +113,8 @@ class Effect:
     deletes: tuple[Atom, ...] = ()
     whens: tuple[When, ...] = ()
     foralls: tuple[ForallEffect, ...] = ()
+    # :action-costs: `(increase (total-cost) X)`, X a number or a static function term (an Atom of a function)
+    costs: tuple[float | Atom, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,40 @@ class IgnoredConstraint:
         return self.text
 
 
-Constraint = Modal | ConstraintAnd | ConstraintForall | IgnoredConstraint
+@dataclass(frozen=True)
+class ConstraintPreference:
+    """`(preference NAME c)`: a soft constraint; it never changes validity, only the metric's is-violated."""
+
+    name: str
+    body: Constraint
+
+    def __str__(self) -> str:
+        return f"(preference {self.name} {self.body})"
+
+
+Constraint = Modal | ConstraintAnd | ConstraintForall | IgnoredConstraint | ConstraintPreference
+
+
+@dataclass(frozen=True)
+class GoalPreference:
+    """`(preference NAME f)` in the goal (under `forall` when `params` are set): soft, checked in the final state."""
+
+    name: str
+    formula: Formula
+    params: tuple[Param, ...] = ()
+
+
+# A metric expression as nested tuples: ("num", 3.0) | ("fn", Atom) | ("is-violated", name) | ("total-time",)
+# | (op, expr, ...) with op one of + - * /.
+MetricExpr = tuple
+
+
+@dataclass(frozen=True)
+class Metric:
+    """`(:metric minimize|maximize EXPR)`; the plan's value is what VAL prints as "Final value"."""
+
+    direction: str
+    expr: MetricExpr
 
 # ---- domains and problems ----------------------------------------------------------------------------
 
@@ -209,6 +251,7 @@ class Domain:
     actions: tuple[Action, ...]
     constraints: Constraint | None = None
     filename: str = "<domain>"
+    functions: tuple[Predicate, ...] = ()  # :action-costs functions, e.g. (total-cost), (road-length ?a ?b)
 
     @cached_property
     def action_index(self) -> dict[str, Action]:
@@ -222,10 +265,16 @@ class Domain:
     def type_parent(self) -> dict[str, str]:
         return dict(self.types)
 
+    @cached_property
+    def function_index(self) -> dict[str, Predicate]:
+        return {f.name: f for f in self.functions}
+
     def is_subtype(self, sub: str, sup: str) -> bool:
-        """Whether type `sub` is `sup` or below it in the hierarchy."""
+        """Whether type `sub` is `sup` or below it; `(either a b)` as `sup` is any of a, b, as `sub` any of them."""
         if sup == "object":
             return True
+        if sub.startswith("(either ") or sup.startswith("(either "):
+            return any(self.is_subtype(s, t) for s in either_members(sub) for t in either_members(sup))
         seen: set[str] = set()
         while sub not in seen:
             if sub == sup:
@@ -247,6 +296,9 @@ class Problem:
     constraints: Constraint | None = None
     filename: str = "<problem>"
     constants: tuple[tuple[str, str], ...] = ()
+    preferences: tuple[GoalPreference, ...] = ()  # soft goals, left out of `goal`
+    numeric_init: tuple[tuple[Atom, float], ...] = ()  # `(= (f a b) 3)` of the :action-costs functions
+    metric: Metric | None = None
 
     @cached_property
     def all_objects(self) -> dict[str, str]:

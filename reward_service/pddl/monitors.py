@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_service.pddl.ground import Grounder, Prop, compile_prop, substitute
-from reward_service.pddl.model import Constraint, ConstraintAnd, ConstraintForall, IgnoredConstraint, Modal
+from reward_service.pddl.model import (
+    Constraint,
+    ConstraintAnd,
+    ConstraintForall,
+    ConstraintPreference,
+    IgnoredConstraint,
+    Modal,
+)
 
 
 @dataclass(frozen=True)
@@ -24,27 +31,39 @@ class GroundModal:
 
 def ground_constraints(constraint: Constraint | None, grounder: Grounder) -> tuple[GroundModal, ...]:
     """Expand `and`/`forall` over the problem's objects into independent modal constraints.
-    `or`/`not`/`imply` above modal operators are dropped: VAL never checks them (VAL_NOTES.md)."""
-    out: list[GroundModal] = []
+    `or`/`not`/`imply` above modal operators are dropped: VAL never checks them (VAL_NOTES.md); so are
+    preferences (soft, see ground_preferences)."""
+    return tuple(m for name, m in _ground(constraint, grounder) if name is None)
 
-    def walk(c: Constraint, binding: dict[str, str]) -> None:
+
+def ground_preferences(constraint: Constraint | None, grounder: Grounder) -> tuple[tuple[str, GroundModal], ...]:
+    """The ground modal constraints under `(preference NAME ...)`, each with its preference's name."""
+    return tuple((name, m) for name, m in _ground(constraint, grounder) if name is not None)
+
+
+def _ground(constraint: Constraint | None, grounder: Grounder) -> list[tuple[str | None, GroundModal]]:
+    out: list[tuple[str | None, GroundModal]] = []
+
+    def walk(c: Constraint, binding: dict[str, str], pref: str | None) -> None:
         if isinstance(c, ConstraintAnd):
             for a in c.args:
-                walk(a, binding)
+                walk(a, binding, pref)
         elif isinstance(c, ConstraintForall):
             for b in grounder.bindings(c.params, binding):
-                walk(c.body, b)
+                walk(c.body, b, pref)
+        elif isinstance(c, ConstraintPreference):
+            walk(c.body, binding, c.name)
         elif isinstance(c, Modal):
             second = None if c.second is None else grounder.ground(c.second, binding)
             text = Modal(c.kind, substitute(c.first, binding),
                          None if c.second is None else substitute(c.second, binding))
-            out.append(GroundModal(c.kind, grounder.ground(c.first, binding), second, str(text)))
+            out.append((pref, GroundModal(c.kind, grounder.ground(c.first, binding), second, str(text))))
         elif not isinstance(c, IgnoredConstraint):
             raise TypeError(f"not a constraint: {c!r}")
 
     if constraint is not None:
-        walk(constraint, {})
-    return tuple(out)
+        walk(constraint, {}, None)
+    return out
 
 
 class ConstraintMonitor:

@@ -21,8 +21,17 @@ from reward_service.pddl.sexpr import SList, Sym, read_sexpr
 SUPPORTED_REQUIREMENTS = frozenset({
     ":strips", ":typing", ":negative-preconditions", ":equality", ":constraints", ":conditional-effects",
     ":disjunctive-preconditions", ":existential-preconditions", ":universal-preconditions",
-    ":quantified-preconditions", ":adl", ":action-costs",
+    ":quantified-preconditions", ":adl", ":action-costs", ":preferences",
 })
+# Requirements of valid PDDL that the native validator does not simulate: PddlUnsupportedError, so that
+# `reward.validator: auto` hands such tasks to VAL (docs/validators.md, "Coverage").
+UNSUPPORTED_REQUIREMENTS = frozenset({
+    ":durative-actions", ":duration-inequalities", ":continuous-effects", ":fluents", ":numeric-fluents",
+    ":object-fluents", ":derived-predicates", ":timed-initial-literals", ":time", ":processes", ":events",
+})
+# Sections that only those requirements bring, and the requirement each one names.
+UNSUPPORTED_SECTIONS = {":durative-action": ":durative-actions", ":derived": ":derived-predicates",
+                        ":process": ":time", ":event": ":time"}
 
 
 def _check_define(root: SList, kind: str, filename: str) -> str:
@@ -43,8 +52,10 @@ def _types(section: SList, scope: Scope) -> dict[str, str]:
             continue  # `object` may be declared; it stays the root
         parents[sym.text] = parent
     for sym, parent in declared:
+        if parent.startswith("(either "):
+            raise PddlSemanticError("a type cannot have an (either ...) parent", scope.filename, sym.line, parent)
         if parent != "object" and parent not in parents:
-            raise PddlSemanticError("unknown type", scope.filename, sym.line, parent)
+            parents[parent] = "object"  # a supertype used without its own entry is a type below object, as in VAL
     for start in parents:  # a cycle would make is_subtype loop; reject it here
         seen, t = set(), start
         while t != "object":
@@ -62,9 +73,32 @@ def _predicates(section: SList, scope: Scope) -> dict[str, Predicate]:
         name = expect_sym(node.items[0] if node.items else node, scope, "a predicate name")
         if name.text in preds:
             raise scope.semantic_error("duplicate predicate", name, name.text)
-        params = parse_params(SList(node.items[1:], node.line), scope)
+        params = parse_params(SList(node.items[1:], node.line), scope, allow_repeats=True)
         preds[name.text] = Predicate(name.text, params)
     return preds
+
+
+def _functions(section: SList, scope: Scope) -> dict[str, Predicate]:
+    """`(:functions (total-cost) - number (road-length ?a ?b - place) - number)`: names and parameters."""
+    funcs: dict[str, Predicate] = {}
+    items = section.items[1:]
+    i = 0
+    while i < len(items):
+        node = items[i]
+        if isinstance(node, Sym) and node.text == "-":  # the function type; only `number` is read natively
+            kind = items[i + 1] if i + 1 < len(items) else node
+            if not isinstance(kind, Sym) or kind.text != "number":
+                raise scope.unsupported("object fluents are not supported", kind, str(kind), ":object-fluents")
+            i += 2
+            continue
+        node = expect_list(node, scope, "a function declaration")
+        name = expect_sym(node.items[0] if node.items else node, scope, "a function name")
+        if name.text in funcs:
+            raise scope.semantic_error("duplicate function", name, name.text)
+        funcs[name.text] = Predicate(name.text, parse_params(SList(node.items[1:], node.line), scope,
+                                                             allow_repeats=True))
+        i += 1
+    return funcs
 
 
 def _action(section: SList, scope: Scope) -> Action:
@@ -104,6 +138,9 @@ def parse_domain(text: str, filename: str = "<domain>") -> Domain:
         if key == ":requirements":
             for req in section.items[1:]:
                 req = expect_sym(req, scope, "a requirement")
+                if req.text in UNSUPPORTED_REQUIREMENTS:
+                    raise scope.unsupported("requirement not simulated by the native validator", req, req.text,
+                                            req.text)
                 if req.text not in SUPPORTED_REQUIREMENTS:
                     raise scope.semantic_error("unsupported requirement", req, req.text)
                 requirements.add(req.text)
@@ -127,8 +164,11 @@ def parse_domain(text: str, filename: str = "<domain>") -> Domain:
                 raise scope.parse_error("(:constraints ...) takes one constraint (join several with and)", section,
                                         ":constraints")
             constraint_nodes.append(section)
-        elif key == ":functions":
-            continue  # accepted for :action-costs; numeric fluents are not simulated
+        elif key == ":functions":  # :action-costs; a numeric use other than total-cost is refused where it is
+            scope.functions = _functions(section, scope)
+        elif key in UNSUPPORTED_SECTIONS:
+            raise scope.unsupported("section not simulated by the native validator", section, key,
+                                    UNSUPPORTED_SECTIONS[key])
         else:
             raise scope.parse_error("unknown or unsupported domain section", section, key or str(section)[:40])
     constraints = None
@@ -136,7 +176,8 @@ def parse_domain(text: str, filename: str = "<domain>") -> Domain:
     if parts:
         constraints = parts[0] if len(parts) == 1 else ConstraintAnd(tuple(parts))
     return Domain(name, frozenset(requirements), tuple(scope.types.items()), tuple(constants.items()),
-                  tuple(scope.predicates.values()), tuple(actions.values()), constraints, filename)
+                  tuple(scope.predicates.values()), tuple(actions.values()), constraints, filename,
+                  tuple(scope.functions.values()))
 
 
 def load_domain(path: str | Path) -> Domain:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reward_service.pddl.errors import PddlParseError, PddlSemanticError
+from reward_service.pddl.errors import PddlParseError, PddlSemanticError, PddlUnsupportedError
 from reward_service.pddl.model import (
     MODALITIES,
     And,
@@ -12,6 +12,7 @@ from reward_service.pddl.model import (
     Constraint,
     ConstraintAnd,
     ConstraintForall,
+    ConstraintPreference,
     Effect,
     Equals,
     Exists,
@@ -39,16 +40,20 @@ class Scope:
     types: dict[str, str]  # type -> parent
     objects: dict[str, str] = field(default_factory=dict)  # name -> type
     variables: dict[str, str] = field(default_factory=dict)  # "?x" -> type
+    functions: dict[str, Predicate] = field(default_factory=dict)  # :action-costs functions
 
     def bind(self, params: tuple[Param, ...]) -> Scope:
         return Scope(self.filename, self.predicates, self.types, self.objects,
-                     {**self.variables, **{p.name: p.type for p in params}})
+                     {**self.variables, **{p.name: p.type for p in params}}, self.functions)
 
     def parse_error(self, message: str, node: SExpr, symbol: str | None = None) -> PddlParseError:
         return PddlParseError(message, self.filename, node.line, symbol)
 
     def semantic_error(self, message: str, node: SExpr, symbol: str | None = None) -> PddlSemanticError:
         return PddlSemanticError(message, self.filename, node.line, symbol)
+
+    def unsupported(self, message: str, node: SExpr, symbol: str | None, requirement: str) -> PddlUnsupportedError:
+        return PddlUnsupportedError(message, self.filename, node.line, symbol, requirement)
 
 
 def expect_list(node: SExpr, scope: Scope, what: str) -> SList:
@@ -74,11 +79,12 @@ def typed_list(items: tuple[SExpr, ...], scope: Scope, check_types: bool = True)
             if i + 1 >= len(items) or not pending:
                 raise scope.parse_error("dangling '-' in typed list", node, "-")
             type_node = items[i + 1]
-            if isinstance(type_node, SList):
-                raise scope.semantic_error("'either' types are not supported", type_node, str(type_node))
-            if check_types and type_node.text not in scope.types and type_node.text != "object":
-                raise scope.semantic_error("unknown type", type_node, type_node.text)
-            out.extend((s, type_node.text) for s in pending)
+            members = _type_names(type_node, scope)
+            for member in members if check_types else ():
+                if member.text not in scope.types and member.text != "object":
+                    raise scope.semantic_error("unknown type", member, member.text)
+            name = members[0].text if isinstance(type_node, Sym) else f"(either {' '.join(m.text for m in members)})"
+            out.extend((s, name) for s in pending)
             pending = []
             i += 2
             continue
@@ -88,13 +94,23 @@ def typed_list(items: tuple[SExpr, ...], scope: Scope, check_types: bool = True)
     return out
 
 
-def parse_params(node: SExpr, scope: Scope) -> tuple[Param, ...]:
+def _type_names(node: SExpr, scope: Scope) -> list[Sym]:
+    """The type after '-': one name, or the members of `(either a b ...)` (VAL reads both)."""
+    if isinstance(node, Sym):
+        return [node]
+    if node.head() != "either" or len(node.items) < 2:
+        raise scope.parse_error("expected a type name or (either TYPE ...)", node, str(node))
+    return [expect_sym(m, scope, "a type name") for m in node.items[1:]]
+
+
+def parse_params(node: SExpr, scope: Scope, allow_repeats: bool = False) -> tuple[Param, ...]:
+    """A typed variable list; `allow_repeats` for predicate declarations, where VAL reads `(in ?obj ?obj)`."""
     params = typed_list(expect_list(node, scope, "a parameter list").items, scope)
     seen: set[str] = set()
     for sym, _ in params:
         if not sym.text.startswith("?"):
             raise scope.parse_error("parameter must start with '?'", sym, sym.text)
-        if sym.text in seen:
+        if sym.text in seen and not allow_repeats:
             raise scope.semantic_error("duplicate parameter", sym, sym.text)
         seen.add(sym.text)
     return tuple(Param(s.text, t) for s, t in params)
@@ -151,8 +167,45 @@ def parse_formula(node: SExpr, scope: Scope) -> Formula:
         return Forall(params, body) if head == "forall" else Exists(params, body)
     if head == "=":
         _arity(node, 2, scope)
+        if any(isinstance(a, SList) for a in node.items[1:]):
+            raise scope.unsupported("numeric conditions are not supported", node, "=", ":numeric-fluents")
         return Equals(_term(node.items[1], scope), _term(node.items[2], scope))
+    if head in ("<", ">", "<=", ">="):
+        raise scope.unsupported("numeric conditions are not supported", node, head, ":numeric-fluents")
     return parse_atom(node, scope)
+
+
+def parse_function_term(node: SList, scope: Scope) -> Atom:
+    """`(f a ...)` of a declared :functions entry (objects or bound variables as arguments)."""
+    name = expect_sym(node.items[0] if node.items else node, scope, "a function name")
+    fn = scope.functions.get(name.text)
+    if fn is None:
+        raise scope.semantic_error("undeclared function", name, name.text)
+    if len(node.items) - 1 != fn.arity:
+        raise scope.semantic_error(f"function takes {fn.arity} arguments, got {len(node.items) - 1}:", node, name.text)
+    return Atom(name.text, tuple(_term(a, scope) for a in node.items[1:]))
+
+
+def _number(sym: Sym) -> float | None:
+    try:
+        return float(sym.text)
+    except ValueError:
+        return None
+
+
+def _cost(n: SList, scope: Scope) -> float | Atom:
+    """The X of `(increase (total-cost) X)` (:action-costs); any other numeric effect is :numeric-fluents."""
+    target = n.items[1] if len(n.items) == 3 else None
+    if n.head() != "increase" or not isinstance(target, SList) or target.head() != "total-cost" or len(target) != 1:
+        raise scope.unsupported("numeric effects other than (increase (total-cost) X) are not supported", n,
+                                n.head(), ":numeric-fluents")
+    amount = n.items[2]
+    if isinstance(amount, Sym) and (value := _number(amount)) is not None:
+        return value
+    if isinstance(amount, SList) and amount.head() in scope.functions and amount.head() != "total-cost":
+        return parse_function_term(amount, scope)
+    raise scope.unsupported("an action cost must be a number or a static function", amount, str(amount),
+                            ":numeric-fluents")
 
 
 def parse_effect(node: SExpr, scope: Scope) -> Effect:
@@ -161,6 +214,7 @@ def parse_effect(node: SExpr, scope: Scope) -> Effect:
     deletes: list[Atom] = []
     whens: list[When] = []
     foralls: list[ForallEffect] = []
+    costs: list[float | Atom] = []
 
     def walk(n: SExpr) -> None:
         n = expect_list(n, scope, "an effect")
@@ -175,21 +229,26 @@ def parse_effect(node: SExpr, scope: Scope) -> Effect:
             deletes.append(parse_atom(expect_list(n.items[1], scope, "an atom"), scope))
         elif head == "when":
             _arity(n, 2, scope)
-            whens.append(When(parse_formula(n.items[1], scope), parse_effect(n.items[2], scope)))
+            inner = parse_effect(n.items[2], scope)
+            if inner.costs:
+                raise scope.unsupported("conditional action costs are not supported", n, "when", ":numeric-fluents")
+            whens.append(When(parse_formula(n.items[1], scope), inner))
         elif head == "forall":
             _arity(n, 2, scope)
             params = parse_params(n.items[1], scope)
             foralls.append(ForallEffect(params, parse_effect(n.items[2], scope.bind(params))))
         elif head in ("increase", "decrease", "assign", "scale-up", "scale-down"):
-            raise scope.semantic_error("numeric effects are not supported", n, head)
+            costs.append(_cost(n, scope))
+        elif head == "at" and len(n.items) == 3 and isinstance(n.items[2], SList):  # (at start|end eff)
+            raise scope.unsupported("timed effects are not supported", n, "at", ":durative-actions")
         else:
             adds.append(parse_atom(n, scope))
 
     walk(node)
-    return Effect(tuple(adds), tuple(deletes), tuple(whens), tuple(foralls))
+    return Effect(tuple(adds), tuple(deletes), tuple(whens), tuple(foralls), tuple(costs))
 
 
-_UNSUPPORTED_MODAL = ("within", "always-within", "hold-during", "hold-after", "preference", "exists")
+_UNSUPPORTED_MODAL = ("within", "always-within", "hold-during", "hold-after", "exists")
 
 
 def parse_constraint(node: SExpr, scope: Scope) -> Constraint:
@@ -203,6 +262,11 @@ def parse_constraint(node: SExpr, scope: Scope) -> Constraint:
         _arity(node, 2, scope)
         params = parse_params(node.items[1], scope)
         return ConstraintForall(params, parse_constraint(node.items[2], scope.bind(params)))
+    if head == "preference":  # (preference NAME c) or unnamed (preference c): soft, never changes validity
+        if len(node.items) not in (2, 3):
+            raise scope.parse_error("expected (preference NAME constraint)", node, str(node)[:60])
+        name = expect_sym(node.items[1], scope, "a preference name").text if len(node.items) == 3 else ""
+        return ConstraintPreference(name, parse_constraint(node.items[-1], scope))
     if head in ("or", "not", "imply"):
         for a in node.items[1:]:
             parse_constraint(a, scope)  # still checked, so typos fail early

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_service.pddl.ground import GroundAction, Grounder, compile_prop, holds
-from reward_service.pddl.model import Domain, Problem
-from reward_service.pddl.monitors import ConstraintMonitor, GroundModal, ground_constraints
+from reward_service.pddl.model import Atom, Domain, MetricExpr, Problem
+from reward_service.pddl.monitors import ConstraintMonitor, GroundModal, ground_constraints, ground_preferences
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Outcome:
     "Checking trajectory constraints at K".
     """
 
-    kind: str
+    kind: str  # also "undefined": a step's cost function has no value (VAL prints no verdict)
     steps_executed: int
     failed_step: int | None = None
     state_index: int | None = None
@@ -28,6 +28,9 @@ class Outcome:
     violated: str | None = None
     goals_satisfied: int = 0
     goals_total: int = 0
+    # success only, as VAL prints them: "Final value" (the metric, else the plan length) and "Violations:"
+    metric_value: float | None = None
+    preferences_violated: tuple[tuple[str, int], ...] = ()
 
 
 class Simulator:
@@ -45,6 +48,10 @@ class Simulator:
         self.modals: tuple[GroundModal, ...] = ground_constraints(problem.constraints, self.grounder)
         self._checked = tuple((m, *m.checkers()) for m in self.modals)
         self._goal_test = compile_prop(self.goal)
+        self.soft = ground_preferences(problem.constraints, self.grounder)
+        self.goal_preferences = tuple(
+            (pref.name, self.grounder.ground(pref.formula, b))
+            for pref in problem.preferences for b in self.grounder.bindings(pref.params, {}))
         # plan steps exactly as written -> their ground action; a hit skips precheck and lower-casing
         self.step_cache: dict[tuple[str, tuple[str, ...]], GroundAction] = {}
 
@@ -87,6 +94,8 @@ class Simulator:
         """
         monitor = ConstraintMonitor(self._checked) if self._checked else None
         state = self.grounder.init
+        states = [state] if self.soft else None  # for the soft constraints of a valid plan's metric
+        cost = 0.0
         for k, act in enumerate(plan):
             violated = monitor.observe(state) if monitor is not None else None
             if not act.applicable(state):
@@ -94,7 +103,12 @@ class Simulator:
                 sat, total = self._goal_counts(state)
                 return Outcome("precondition", k, failed_step=k + 1, unsatisfied=bad, goals_satisfied=sat,
                                goals_total=total)
+            if act.cost is None:
+                return Outcome("undefined", k, failed_step=k + 1)
+            cost += act.cost
             state = act.apply(state)
+            if states is not None:
+                states.append(state)
             if violated is not None:
                 # VAL has already run step k+1 ("Checking next happening (time k+1)") when it stops
                 sat, total = self._goal_counts(state)
@@ -108,4 +122,56 @@ class Simulator:
             violated = monitor.observe(state) or monitor.finish(state)
             if violated is not None:
                 return Outcome("goal", n, violated=violated.text, goals_satisfied=sat, goals_total=total)
-        return Outcome("success", n, goals_satisfied=sat, goals_total=total)
+        violations = self._preference_violations(states or [state])
+        return Outcome("success", n, goals_satisfied=sat, goals_total=total,
+                       metric_value=self.metric_value(n, cost, violations), preferences_violated=violations)
+
+    def _preference_violations(self, states: list[frozenset]) -> tuple[tuple[str, int], ...]:
+        """Violated instances per preference name over a whole trajectory (VAL's "Violations:" block)."""
+        counts: dict[str, int] = {}
+        for name, modal in self.soft:
+            monitor = ConstraintMonitor(((modal, *modal.checkers()),))
+            if any(monitor.observe(s) is not None for s in states) or monitor.finish(states[-1]) is not None:
+                counts[name] = counts.get(name, 0) + 1
+        for name, goal in self.goal_preferences:
+            if not holds(goal, states[-1]):
+                counts[name] = counts.get(name, 0) + 1
+        return tuple(sorted(counts.items()))
+
+    def metric_value(self, steps: int, cost: float, violations: tuple[tuple[str, int], ...]) -> float | None:
+        """VAL's "Final value": the metric evaluated at the end, or the plan length without a metric."""
+        metric = self.problem.metric
+        if metric is None:
+            return float(steps)
+        values = dict(self.grounder.values)
+        values[("total-cost",)] = values.get(("total-cost",), 0.0) + cost
+        return _evaluate(metric.expr, values, dict(violations))
+
+
+def _evaluate(expr: MetricExpr, values: dict, violated: dict[str, int]) -> float | None:
+    """A metric expression's value; None where VAL's value is not computed here (total-time, undefined, x/0)."""
+    op = expr[0]
+    if op == "num":
+        return expr[1]
+    if op == "fn":
+        atom: Atom = expr[1]
+        return values.get((atom.predicate, *atom.args))
+    if op == "is-violated":
+        return float(violated.get(expr[1], 0))
+    if op == "total-time":
+        return None
+    args = [_evaluate(e, values, violated) for e in expr[1:]]
+    if None in args:
+        return None
+    if op == "+":
+        return float(sum(args))
+    if op == "*":
+        out = 1.0
+        for a in args:
+            out *= a
+        return out
+    if op == "-":
+        return -args[0] if len(args) == 1 else args[0] - sum(args[1:])
+    if len(args) != 2 or args[1] == 0:
+        return None
+    return args[0] / args[1]

@@ -36,8 +36,12 @@ def val_verdict(binary: str, domain: Path, problem: Path, plan: Path) -> dict:
         verdict["label"] = "success_plans"
     elif "Goal not satisfied" in out:
         verdict["label"] = "empty_plan" if "Plan size: 0" in out else "goal_not_satisfied"
-        advice = out.split("The goal is not satisfied", 1)[-1]
-        verdict["goals_unsatisfied"] = len(re.findall(r"^\s*(?:and )?\(?(?:Set|Follow one of)", advice, re.M))
+        advice = out.split("The goal is not satisfied", 1)[-1].split("\n\n", 1)[0].strip("\n")
+        # one conjunct bare ("(Set" or "(Follow one of:" for an exists/or goal), several under "(Follow each of:"
+        # one per line at its first indentation (issue 20: tpp's exists goal counts once)
+        if advice.startswith("(Follow each of:"):
+            advice = "\n".join(ln[4:] for ln in advice.splitlines()[1:] if ln.startswith("    "))
+        verdict["goals_unsatisfied"] = len(re.findall(r"^(?:and )?\((?:Set|Follow)", advice, re.M))
     elif "unsatisfied precondition" in out:
         verdict["label"] = "precondition_violation"
         verdict["failed_step"] = int(re.search(r"unsatisfied precondition at time (\d+)", out).group(1))
@@ -51,7 +55,9 @@ def val_verdict(binary: str, domain: Path, problem: Path, plan: Path) -> dict:
             if m := re.match(r"Checking trajectory constraints at (\d+)", line):
                 state = int(m.group(1))
             elif line.startswith(("Failure to satisfy", "Constraint violated")) or "sometime before" in line:
-                break
+                text = re.sub(r" at \d+$", "", line)  # a preference's failure (soft) is followed by its name
+                if not re.search(re.escape(text) + r"(?: at \d+)?\n(?: at \d+\n)?Preference ", before):
+                    break
         verdict["state_index"] = state
     return verdict
 

@@ -11,6 +11,7 @@ from reward_service.pddl import (
     PddlError,
     PddlParseError,
     PddlSemanticError,
+    PddlUnsupportedError,
     load_domain,
     load_problem,
     parse_domain,
@@ -74,11 +75,17 @@ def test_problem_errors(problem, message):
         parse_problem(problem, parse_domain(DOMAIN), "q.pddl")
 
 
-def test_unsupported_requirement_and_either():
-    with pytest.raises(PddlSemanticError, match="unsupported requirement ':durative-actions'"):
+def test_unsupported_requirement_names_it_and_either_is_read():
+    # Issue 20: a requirement the simulator lacks is a PddlUnsupportedError naming it (auto hands it to VAL);
+    # `either` types are read as VAL reads them.
+    with pytest.raises(PddlUnsupportedError, match="':durative-actions'") as err:
         parse_domain("(define (domain d) (:requirements :durative-actions))")
-    with pytest.raises(PddlSemanticError, match="either"):
-        parse_domain("(define (domain d) (:types a b) (:predicates (p ?x - (either a b))))")
+    assert err.value.requirement == ":durative-actions"
+    assert pickle.loads(pickle.dumps(err.value)).requirement == ":durative-actions"
+    with pytest.raises(PddlSemanticError, match="unsupported requirement ':made-up'"):
+        parse_domain("(define (domain d) (:requirements :made-up))")
+    domain = parse_domain("(define (domain d) (:types a b) (:predicates (p ?x - (either a b))))")
+    assert domain.predicates[0].params[0].type == "(either a b)"
 
 
 def test_errors_pickle_with_their_attributes():
