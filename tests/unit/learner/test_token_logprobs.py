@@ -55,28 +55,36 @@ def test_no_gradient_empty_input_and_bad_shapes() -> None:
 
 
 _PEAK = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     import torch
+
+    def hwm_kib():
+        # VmHWM belongs to this process's own address space; ru_maxrss would carry the parent's
+        # peak across fork+exec (a large pytest parent hides the child's peak)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM in /proc/self/status")
     sys.path.insert(0, {root!r})
     from learner.token_logprobs import token_logprobs
     from tests.unit.learner.test_token_logprobs import _reference
     torch.set_num_threads(1)
     logits = torch.randn(1024, 32768).requires_grad_()  # 128 MiB in fp32
     ids = torch.randint(0, 32768, (1024,))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = hwm_kib()
     if sys.argv[1] == "chunked":
         lp, ent = token_logprobs(logits, ids, 0.7, chunk_tokens=64, compute_entropy=True)
     else:
         lp, ent = _reference(logits, ids, 0.7)
     (lp.sum() + 0 * ent.sum().detach()).backward()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = hwm_kib()
     print(json.dumps({{"peak_mib": (after - before) / 1024}}))
 """)
 
 
 @pytest.mark.slow
 def test_chunking_cuts_the_peak_memory_of_logprobs_and_entropy() -> None:
-    # each in a fresh process: ru_maxrss is the process's peak resident size (large tensors are mmapped,
+    # each in a fresh process: VmHWM is the process's peak resident size (large tensors are mmapped,
     # so freeing them lowers the resident size at once)
     root = str(__import__("pathlib").Path(__file__).resolve().parents[3])
     script = _PEAK.format(root=root)
