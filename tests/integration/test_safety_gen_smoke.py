@@ -49,3 +49,38 @@ def test_smoke_run_whose_domain_does_not_parse_stops_before_model_load(imported,
     run_dir = next((tmp_path / "runs").iterdir())
     assert not (run_dir / "tiny_model").exists() and "Started a local Ray" not in done.stderr
     assert time.monotonic() - t0 < 60
+
+
+def test_run_whose_validator_always_fails_for_one_domain_stops_after_max_none_steps(imported, tmp_path):
+    """Grippers' goal is too big to ground: every grippers plan that reaches the native validator scores None.
+
+    The files parse, so the pre-flight lets them through; the guard must stop the run after
+    reward.max_none_steps steps, naming the domain, the validator's error and the files. The SFT stage
+    is long enough (40 steps) for the tiny model to write action lines that reach the validator; the
+    other domains keep scoring numbers, so only grippers is all-None.
+    """
+    for problem in (imported / "pddl/grippers").glob("*.pddl"):
+        if problem.name == "domain3.pddl":
+            continue
+        text = problem.read_text()
+        assert "(:goal (and" in text
+        problem.write_text(text.replace(
+            "(:goal (and", "(:goal (and (forall (?a ?b ?c ?d ?e ?f ?g - object) (not (at-robby ?a ?b)))", 1))
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "learner.main", f"sampler.data_root={imported}", "sampler.batch_size=3",
+           f"runs_root={runs}", "logging.progress_bar=false", "reward.validator=native", "reward.max_none_steps=2",
+           "max_steps=8", "sampler.max_steps=8", "sft.steps=40", "sft.minutes=null", "eval.before_after=false",
+           "rollout.num_generations=2"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: run stopped: domain 'grippers': every completion that reached the validator "
+                              "scored None for 2 consecutive steps"), message
+    assert "reward.max_none_steps=2" in message and "over the grounding budget" in message
+    assert "problem 'pddl/grippers/grippers-n1-" in message
+    run_dir = next(runs.iterdir())
+    steps = [line for line in (run_dir / "reward_debug.log").read_text().splitlines() if "\tSUMMARY\t" in line]
+    assert 2 <= len(steps) < 8  # it stopped before the end, once the guard had its steps
+    grippers = [line for line in (run_dir / "reward_debug.log").read_text().splitlines()
+                if "\tdomain=grippers\t" in line and "reward=None" in line]
+    assert grippers, "no grippers completion reached the validator"
