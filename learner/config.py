@@ -104,7 +104,7 @@ class TinyModelConfig(BaseModel):
 class SftConfig(BaseModel):
     """Supervised warm start on gold plans before GRPO (learner.sft); loss on plan tokens only."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # lr inf/nan refused
 
     enabled: bool = Field(False, description="Run the SFT stage before GRPO.")
     minutes: float | None = Field(3.0, gt=0, description="Wall-clock budget of the SFT stage (minutes).")
@@ -214,6 +214,10 @@ class RunConfig(BaseModel):
     def _check_cross_fields(self) -> RunConfig:
         if self.save_total_limit < 1:
             raise ValueError("save_total_limit must be at least 1")
+        if self.rollout.num_generations < 2:
+            raise ValueError(f"rollout.num_generations is {self.rollout.num_generations}: GRPO needs at least 2 "
+                             "completions per prompt (a group of one has no reward variance, so its advantage is "
+                             "always 0 and nothing is learned)")
         if self.max_refill_rounds and not self.filter_zero_std_groups:
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} refills filtered groups, so it needs "
                              "filter_zero_std_groups=true")

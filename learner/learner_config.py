@@ -14,7 +14,9 @@ ImportanceSamplingMode = Literal["off", "token_truncate", "token_mask", "sequenc
 class LearnerConfig(BaseModel):
     """Options of the GRPO learner (DESIGN.md "Learner semantics"); docs/learner.md explains the math."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a learning rate (or any float here) of inf or nan passes gt=0 checks badly and would
+    # train a NaN adapter; it is refused at load, naming the key
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # --- model -------------------------------------------------------------------------------
     base_model: str = Field(

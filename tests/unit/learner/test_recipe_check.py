@@ -57,9 +57,10 @@ def test_batch_must_split_evenly_over_domains_and_shards() -> None:
 
 
 def test_vllm_engine_needs_a_gpu_and_groups_need_two_completions() -> None:
-    problems = check_recipe(_cfg(rollout={"num_gpus_per_actor": 0.0, "num_generations": 1}))
+    problems = check_recipe(_cfg(rollout={"num_gpus_per_actor": 0.0}))
     assert any("rollout.engine is vllm but rollout.num_gpus_per_actor is 0" in p for p in problems)
-    assert any("rollout.num_generations is 1" in p for p in problems)
+    with pytest.raises(ValueError, match="rollout.num_generations is 1"):  # refused at load since issue 19
+        _cfg(rollout={"num_generations": 1})
     cpu_run = {"rollout": {"engine": "hf", "num_gpus_per_actor": 0.0}, "cluster": {"learner_num_gpus": 0.0}}
     assert check_recipe(_cfg(**cpu_run), {"CPU": 8}) == []
     no_learner_gpu = check_recipe(_cfg(cluster={"learner_num_gpus": 0.0}))
