@@ -3,7 +3,8 @@
     python -m learner.recipe_check configs/qwen3-14b-2gpu.yaml --gpus 2 --cpus 16 --resource reward_node=8
     python -m learner.recipe_check configs/qwen2.5-7b-lora.yaml --ray     # resources of the running cluster
 
-`check_recipe(cfg, cluster_resources)` returns one line per problem (empty = fine). Pure: it never
+`check_recipe(cfg, cluster_resources)` returns one line per problem (empty = fine, exit 0; problems
+exit 1); `recipe_warnings(cfg)` lines are printed as `warning:` and do not fail the check. Pure: it never
 imports ray or vllm; the `--ray` flag imports ray only to read `ray.cluster_resources()`.
 """
 
@@ -72,7 +73,43 @@ def check_engine(cfg: RunConfig) -> list[str]:
     if ro.engine == "vllm" and ro.max_model_len is not None and ro.max_model_len < need:
         problems.append(f"rollout.max_model_len ({ro.max_model_len}) is below learner.max_prompt_length + "
                         f"rollout.max_new_tokens ({need}): vLLM would reject the longest prompts")
-    return problems + check_colocated(cfg)
+    return problems + check_colocated(cfg) + check_quantization_gap(cfg)
+
+
+def learner_is_4bit(cfg: RunConfig) -> bool:
+    """The learner's base is NF4 (learner.model._load_base's rule): load_in_4bit on a GPU, or forced on CPU."""
+    return cfg.learner.load_in_4bit and (learner_num_gpus(cfg) > 0 or cfg.learner.load_in_4bit_on_cpu)
+
+
+def _quantization_gap_text(cfg: RunConfig) -> str:
+    dtype = cfg.rollout.dtype if cfg.rollout.dtype != "auto" else "bf16/fp16"
+    return (f"learner.load_in_4bit: the learner trains an NF4 base while the {cfg.rollout.engine} engine samples "
+            f"from the {dtype} base (rollout.dtype {cfg.rollout.dtype}), so behaviour and learner logprobs differ "
+            f"on every token")
+
+
+def check_quantization_gap(cfg: RunConfig) -> list[str]:
+    """A 4-bit learner next to a 16-bit engine with nothing correcting the gap (docs/gpu.md, 4-bit learner).
+
+    The engines always load the base unquantised; the learner's importance weights
+    w = exp(learner - behaviour) correct that gap per token and log it (is_weight/*). With
+    learner.importance_sampling: off nothing does, and the policy gradient is biased without a trace.
+    """
+    if not learner_is_4bit(cfg) or cfg.learner.importance_sampling != "off":
+        return []
+    return [f"{_quantization_gap_text(cfg)}, and learner.importance_sampling is off: nothing corrects or logs it; "
+            f"set learner.importance_sampling: token_truncate (the default), or learner.load_in_4bit: false"]
+
+
+def recipe_warnings(cfg: RunConfig) -> list[str]:
+    """Lines worth reading before a run that do not stop it."""
+    warnings = []
+    if learner_is_4bit(cfg) and cfg.learner.importance_sampling != "off":
+        warnings.append(f"{_quantization_gap_text(cfg)}; learner.importance_sampling "
+                        f"({cfg.learner.importance_sampling}, cap {cfg.learner.importance_sampling_cap:g}) corrects "
+                        f"it: watch is_weight/mean (near 1; scripts/gpu_smoke.sh asserts [0.7, 1.4]) and "
+                        f"is_weight/min, max")
+    return warnings
 
 
 def check_colocated(cfg: RunConfig) -> list[str]:
@@ -168,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     problems = check_recipe(cfg, resources)
+    for line in recipe_warnings(cfg):
+        print(f"{args.config}: warning: {line}")
     for line in problems:
         print(f"{args.config}: {line}")
     if not problems:

@@ -158,3 +158,51 @@ def test_rollout_and_learner_cut_prompts_at_one_limit(capsys) -> None:
     assert main([recipe, "--gpus", "2", "rollout.max_prompt_tokens=2048"]) == 2  # an error, not a warning
     err = capsys.readouterr().err
     assert "rollout.max_prompt_tokens (2048) must equal learner.max_prompt_length (1576)" in err
+
+
+# --- issue 15, finding 7: a 4-bit NF4 learner next to a 16-bit engine ------------------------------------------
+
+def test_4bit_learner_next_to_a_16bit_engine_is_a_warning_while_importance_weights_correct_it() -> None:
+    from learner.recipe_check import recipe_warnings
+
+    cfg = _cfg(learner={"load_in_4bit": True}, rollout={"dtype": "bfloat16"})
+    assert check_recipe(cfg) == []
+    (warning,) = recipe_warnings(cfg)
+    assert warning.startswith("learner.load_in_4bit: the learner trains an NF4 base while the vllm engine samples "
+                              "from the bfloat16 base")
+    assert "learner.importance_sampling (token_truncate, cap 3) corrects it: watch is_weight/mean" in warning
+
+
+def test_4bit_learner_without_importance_sampling_is_a_problem() -> None:
+    from learner.recipe_check import recipe_warnings
+
+    cfg = _cfg(learner={"load_in_4bit": True, "importance_sampling": "off"})
+    (problem,) = check_recipe(cfg)
+    assert "and learner.importance_sampling is off: nothing corrects or logs it" in problem
+    assert recipe_warnings(cfg) == []
+
+
+@pytest.mark.parametrize("learner, gpus, gap", [
+    ({"load_in_4bit": False}, 1.0, False),                                # bf16 learner: the same base as the engine
+    ({"load_in_4bit": True}, 0.0, False),                                 # 4-bit skipped without CUDA (model.py)
+    ({"load_in_4bit": True, "load_in_4bit_on_cpu": True}, 0.0, True),     # forced NF4 on CPU
+    ({"load_in_4bit": True}, 1.0, True),
+])
+def test_the_gap_exists_exactly_when_the_learner_loads_nf4(learner: dict, gpus: float, gap: bool) -> None:
+    from learner.recipe_check import learner_is_4bit, recipe_warnings
+
+    tree = {"learner": learner, "cluster": {"learner_num_gpus": gpus}}
+    if gpus == 0:
+        tree["rollout"] = {"engine": "hf"}
+    cfg = config_from_dict(tree)
+    assert learner_is_4bit(cfg) is gap
+    assert bool(recipe_warnings(cfg)) is gap
+
+
+def test_recipe_check_cli_prints_the_warning_and_exits_0(capsys: pytest.CaptureFixture) -> None:
+    assert main([str(ROOT / "configs" / "qwen2.5-7b-colocated-1gpu.yaml"), "--gpus", "1", "--cpus", "16"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("corrects it: watch is_weight/mean (near 1; scripts/gpu_smoke.sh asserts [0.7, 1.4]) "
+                           "and is_weight/min, max")
+    assert ": warning: learner.load_in_4bit" in out[0]
+    assert out[1].endswith("ok on {'GPU': 1.0, 'CPU': 16.0}")
