@@ -44,11 +44,13 @@ def _preflight(cfg: RunConfig) -> RunConfig:
     """
     from sampler.preflight import preflight
 
-    report = preflight(cfg.sampler)
+    report = preflight(cfg.sampler, cfg.reward.validator)
     update: dict[str, Any] = {"domains": list(report.domains)}
     if cfg.sampler.on_bad_record == "error":
         update["check_pddl"] = "off"
-    return cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update=update)})
+    # validator: auto: each task's validator, decided once here, goes to the reward workers with their config
+    reward = cfg.reward.model_copy(update={"task_validators": report.task_validators})
+    return cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update=update), "reward": reward})
 
 
 def _init_ray(cfg: RunConfig) -> bool:

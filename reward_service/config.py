@@ -12,8 +12,23 @@ class RewardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    validator: Literal["val", "native"] = Field(
-        "val", description="Which validator scores plans (val = the VAL binary)."
+    validator: Literal["auto", "val", "native"] = Field(
+        "auto",
+        description=(
+            "Which validator scores plans. auto: per task (domain + problem), decided once at pre-flight: native"
+            " where the task parses with only the requirements it simulates, VAL otherwise (docs/validators.md"
+            " 'Coverage'); val: the VAL binary for every task; native: the in-process simulator, a task it cannot"
+            " simulate stops the run at pre-flight."
+        ),
+    )
+    task_validators: dict[str, Literal["val", "native"]] = Field(
+        default_factory=dict,
+        exclude=True,
+        description=(
+            "Set by the pre-flight under validator: auto (not a setting): 'domain_file :: problem_file' (relative"
+            " to the PDDL root, reward_service.validators.task_key) -> the validator of that task. A task not"
+            " listed is decided by the reward worker on first use, by the same rule."
+        ),
     )
     num_workers: int = Field(2, ge=1, description="Reward actors in the pool (actors).")
 

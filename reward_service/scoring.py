@@ -89,7 +89,7 @@ def deadline(seconds: float) -> Iterator[bool]:
 
 
 def build_validator(name: str, timeout_s: float | None = None) -> Validator:
-    """The validator named in RewardConfig.validator, imported only when first needed.
+    """The validator named "val" or "native", imported only when first needed (auto picks one per task).
 
     VAL gets the per-plan timeout for its subprocess (it cannot be interrupted by a signal mid-call).
     """
@@ -146,22 +146,53 @@ class RewardScorer:
         self.extractor = PlanExtractor(config.max_completion_bytes)
         self._validator = validator
         self._cross_validator = cross_validator
+        self._built: dict[str, Validator] = {}
+        self._task_choice: dict[tuple[Path, Path], tuple[str, bool]] = {}  # auto: (validator, cross-checkable)
         self._rng = random.Random(config.seed)
         self.stats = ScorerStats()
 
-    @property
-    def validator(self) -> Validator:
-        if self._validator is None:
-            self._validator = build_validator(self.config.validator, self.config.timeout_s)
-        return self._validator
+    def _named(self, name: str) -> Validator:
+        if name not in self._built:
+            self._built[name] = build_validator(name, self.config.timeout_s)
+        return self._built[name]
 
     @property
-    def cross_validator(self) -> Validator:
-        if self._cross_validator is None:
-            self._cross_validator = build_validator(
-                "native" if self.validator.name == "val" else "val", self.config.timeout_s
-            )
-        return self._cross_validator
+    def validator(self) -> Validator:
+        """The validator given, else the one configured (under auto: native, the one most tasks get)."""
+        if self._validator is None:
+            self._validator = self._named("native" if self.config.validator == "auto" else self.config.validator)
+        return self._validator
+
+    def validator_for(self, domain_path: Path, problem_path: Path) -> tuple[Validator, bool]:
+        """The validator of one task and whether the other validator can cross-check it.
+
+        Under auto: the pre-flight's decision (RewardConfig.task_validators), else decided here once per task
+        by the same rule (reward_service.validators.choose_validator) and logged. A task routed to VAL because
+        the native validator cannot simulate it is not cross-checked (native has no verdict on it).
+        """
+        if self._validator is not None or self.config.validator != "auto":
+            return self.validator, True
+        key = (domain_path, problem_path)
+        if key not in self._task_choice:
+            from reward_service.validators import choose_validator, task_key
+
+            name = self.config.task_validators.get(task_key(domain_path, problem_path, self.data_root))
+            if name is None:
+                try:
+                    choice = choose_validator(domain_path, problem_path)
+                    name, why = choice.validator, choice.reason
+                except Exception as exc:  # the parser cannot read it: VAL may (it gives the verdict or the error)
+                    name, why = "val", f"the parser cannot read it: {exc}"
+                log.info("task %s %s: validator %s (not decided at pre-flight: %s)", domain_path.name,
+                         problem_path.name, name, why)
+            self._task_choice[key] = (name, name == "native")
+        name, cross_ok = self._task_choice[key]
+        return self._named(name), cross_ok
+
+    def _cross_for(self, first: Validator) -> Validator:
+        if self._cross_validator is not None:
+            return self._cross_validator
+        return self._named("native" if first.name == "val" else "val")
 
     def score(self, completions: Sequence[Completion], samples: Sequence[Mapping[str, Any]]) -> list[Score]:
         """One Score per completion, in order; `samples` are looked up by `sample_id` (duplicates allowed)."""
@@ -222,46 +253,49 @@ class RewardScorer:
         self, domain_path: Path, problem_path: Path, items: list[tuple[int, Extraction, Score]]
     ) -> list[Score]:
         plans = [extraction.plan for _, extraction, _ in items]
+        validator, cross_ok = self.validator_for(domain_path, problem_path)
         t0 = time.perf_counter()
         results: list[ValidationResult | str] | None = None
         try:
             with deadline(self.config.timeout_s * len(plans)):
-                results = list(self.validator.validate_many(domain_path, problem_path, plans))
+                results = list(validator.validate_many(domain_path, problem_path, plans))
         except ValidationTimeout:
             results = None  # find the slow plan(s): one deadline each
         except ImportError:
             raise  # a broken install is not a validator verdict: fail loudly
         except Exception as exc:  # a broken validator is not a bad plan: reward None with the reason (STYLE 5)
-            log.exception("validator %s failed on %s", self.validator.name, problem_path)
+            log.exception("validator %s failed on %s", validator.name, problem_path)
             results = [f"{type(exc).__name__}: {exc}"] * len(plans)
         share_ms = (time.perf_counter() - t0) * 1000 / max(len(plans), 1)
         if results is None:
-            results = [self._validate_one(domain_path, problem_path, plan) for plan in plans]
+            results = [self._validate_one(validator, domain_path, problem_path, plan) for plan in plans]
         scores = []
         for (_, extraction, base), result in zip(items, results, strict=True):
-            scores.append(self._to_score(base, result, share_ms))
-            if isinstance(result, ValidationResult) and self._rng.random() < self.config.cross_check_fraction:
-                self._cross_check(domain_path, problem_path, extraction, result)
+            scores.append(self._to_score(validator, base, result, share_ms))
+            if (isinstance(result, ValidationResult) and cross_ok
+                    and self._rng.random() < self.config.cross_check_fraction):
+                self._cross_check(validator, domain_path, problem_path, extraction, result)
         return scores
 
-    def _validate_one(self, domain_path: Path, problem_path: Path, plan: Any) -> ValidationResult | str:
+    def _validate_one(self, validator: Validator, domain_path: Path, problem_path: Path,
+                      plan: Any) -> ValidationResult | str:
         try:
             with deadline(self.config.timeout_s):
-                return self.validator.validate(domain_path, problem_path, plan)
+                return validator.validate(domain_path, problem_path, plan)
         except ValidationTimeout as exc:
             return f"timeout: {exc}"
         except ImportError:
             raise
         except Exception as exc:  # see _validate_group
-            log.exception("validator %s failed on %s", self.validator.name, problem_path)
+            log.exception("validator %s failed on %s", validator.name, problem_path)
             return f"{type(exc).__name__}: {exc}"
 
-    def _to_score(self, base: Score, result: ValidationResult | str, share_ms: float) -> Score:
+    def _to_score(self, validator: Validator, base: Score, result: ValidationResult | str, share_ms: float) -> Score:
         if isinstance(result, str):  # the validator raised or ran over its deadline
             timed_out = result.startswith("timeout:")
             self.stats.timeouts += timed_out
             self.stats.validator_errors += not timed_out
-            return replace(base, validator=self.validator.name, latency_ms=share_ms, error=result, timed_out=timed_out)
+            return replace(base, validator=validator.name, latency_ms=share_ms, error=result, timed_out=timed_out)
         reward = reward_for(result, base.reference_length, self.config)
         timed_out = result.label is Label.VALIDATOR_ERROR and "timed out" in (result.error or "")
         if result.label is Label.VALIDATOR_ERROR:
@@ -277,14 +311,15 @@ class RewardScorer:
             goals_satisfied=result.goals_satisfied,
             goals_total=result.goals_total,
             violated_constraint=result.violated_constraint,
-            validator=result.validator or self.validator.name,
+            validator=result.validator or validator.name,
             latency_ms=result.latency_ms or share_ms,
             error=result.error,
             timed_out=timed_out,
         )
 
-    def _cross_check(self, domain_path: Path, problem_path: Path, extraction: Extraction, first: ValidationResult):
-        other = self.cross_validator
+    def _cross_check(self, validator: Validator, domain_path: Path, problem_path: Path, extraction: Extraction,
+                     first: ValidationResult):
+        other = self._cross_for(validator)
         try:
             with deadline(self.config.timeout_s):
                 second = other.validate(domain_path, problem_path, extraction.plan)
@@ -301,7 +336,7 @@ class RewardScorer:
                 "validators disagree on %s plan %r: %s says %s, %s says %s",
                 problem_path,
                 extraction.plan.to_text(),
-                first.validator or self.validator.name,
+                first.validator or validator.name,
                 {k: getattr(first, k) for k in keys},
                 second.validator or other.name,
                 {k: getattr(second, k) for k in keys},

@@ -36,6 +36,12 @@ The seed's order of checks is kept: valid, format error, empty ("Plan size: 0" w
 precondition, any other failure. No verdict at all (timeout, crash, truncated text) -> validator_error.
 Each plan is pre-checked (`precheck`) before VAL sees it: VAL segfaults on too few or too many
 arguments and aborts a whole batched call on an unknown object.
+
+A task the project's parser cannot read (PddlParseError, or PddlUnsupportedError: durative actions,
+numeric fluents, derived predicates, timed initial literals) is still scored, from VAL's output alone:
+no pre-check (VAL's own errors decide: a crash is validator_error, a bad step plan_format_error), and
+goals_total is the number of conjuncts of the problem's `:goal` as written (nested `and`s flattened, a
+quantified or `or` goal counted once), raised to the unsatisfied count VAL's advice lists when that is more.
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reward_service.pddl import Domain, Problem, Simulator, load_domain, load_problem
+from reward_service.pddl import Domain, PddlError, Problem, Simulator, load_domain, load_problem
+from reward_service.pddl.sexpr import SList, read_sexpr
 from reward_service.precheck import precheck
 from reward_service.result import Label, Plan, ValidationResult
 
@@ -303,6 +310,44 @@ def load_task(domain_file: str | Path, problem_file: str | Path) -> ValTask:
     return hit
 
 
+_UNREAD_CACHE: dict[tuple, int] = {}
+
+
+def try_load_task(domain_file: str | Path, problem_file: str | Path) -> tuple[ValTask | None, int]:
+    """(the parsed task, its goal count), or (None, the raw goal count) when the parser cannot read the task."""
+    try:
+        task = load_task(domain_file, problem_file)
+    except PddlError:
+        p = Path(problem_file).resolve()
+        st = p.stat()
+        key = (str(p), st.st_mtime_ns, st.st_size)
+        if key not in _UNREAD_CACHE:
+            if len(_UNREAD_CACHE) >= _TASK_CACHE_SIZE:
+                _UNREAD_CACHE.pop(next(iter(_UNREAD_CACHE)))
+            _UNREAD_CACHE[key] = raw_goal_count(p.read_text(encoding="utf-8", errors="replace"), str(p))
+        return None, _UNREAD_CACHE[key]
+    return task, task.goals_total
+
+
+def raw_goal_count(problem_text: str, filename: str = "<problem>") -> int:
+    """Conjuncts of the problem's `(:goal ...)` as written: nested `and`s flattened, anything else counts one;
+    0 when the text has no readable goal (VAL's verdict then comes without a goal total)."""
+    try:
+        root = read_sexpr(problem_text, filename)
+    except (PddlError, RecursionError):
+        return 0
+    goal = next((x for x in root.items if isinstance(x, SList) and x.head() == ":goal"), None)
+    if goal is None or len(goal.items) < 2:
+        return 0
+
+    def count(node) -> int:
+        if isinstance(node, SList) and node.head() == "and":
+            return sum(count(child) for child in node.items[1:])
+        return 1
+
+    return count(goal.items[1])
+
+
 def _limits(memory_mb: int, cpu_s: int):
     """preexec_fn for the child: address space and CPU time caps, and no core file on a segfault."""
 
@@ -349,13 +394,13 @@ class ValValidator:
 
     # -- internals ----------------------------------------------------------------------------------
     def _validate(self, domain_file: str | Path, problem_file: str | Path, plans: list[Plan], batch: bool):
-        task = load_task(domain_file, problem_file)
-        domain, problem, total = task.domain, task.problem, task.goals_total
+        task, total = try_load_task(domain_file, problem_file)
+        unread = task is None  # goal totals then also from VAL's advice (_result)
         results: list[ValidationResult | None] = [None] * len(plans)
         todo: list[int] = []
         for i, plan in enumerate(plans):
             t0 = time.perf_counter()
-            reason = precheck(domain, problem, plan)
+            reason = None if task is None else precheck(task.domain, task.problem, plan)
             if reason is not None:
                 results[i] = ValidationResult(
                     label=Label.PLAN_FORMAT_ERROR, plan_length=len(plan), goals_total=total, messages=(reason,),
@@ -370,32 +415,34 @@ class ValValidator:
                     Path(tmp, name).write_text(plans[i].to_text())
                 done = None
                 if batch and len(todo) > 1:
-                    done = self._run_batch(domain_file, problem_file, tmp, names, total)
+                    done = self._run_batch(domain_file, problem_file, tmp, names, total, unread)
                 if done is None:
-                    done = [self._run_one(domain_file, problem_file, tmp, name, total) for name in names]
+                    done = [self._run_one(domain_file, problem_file, tmp, name, total, unread) for name in names]
                 for i, res in zip(todo, done, strict=True):
                     results[i] = res
         return results
 
-    def _run_batch(self, domain_file, problem_file, tmp: str, names: list[str], total: int):
+    def _run_batch(self, domain_file, problem_file, tmp: str, names: list[str], total: int, unread: bool):
         run = self._call(domain_file, problem_file, tmp, names, self.timeout_s * len(names))
         if run.error is not None:
             return None
         segments = split_segments(run.stdout, names)
         if segments is None:
             return None
-        results = [self._result(classify_val_output(seg), total, run.seconds / len(names)) for seg in segments]
+        results = [self._result(classify_val_output(seg), total, run.seconds / len(names), unread)
+                   for seg in segments]
         # A segment without a verdict (e.g. VAL died mid-batch) is retried alone rather than trusted.
         if any(r.label is Label.VALIDATOR_ERROR for r in results):
             return None
         return results
 
-    def _run_one(self, domain_file, problem_file, tmp: str, name: str, total: int) -> ValidationResult:
+    def _run_one(self, domain_file, problem_file, tmp: str, name: str, total: int,
+                 unread: bool = False) -> ValidationResult:
         run = self._call(domain_file, problem_file, tmp, [name], self.timeout_s)
         if run.error is not None:
             return ValidationResult(label=Label.VALIDATOR_ERROR, goals_total=total, validator=self.name,
                                     latency_ms=run.seconds * 1000, error=run.error)
-        res = self._result(classify_val_output(run.stdout), total, run.seconds)
+        res = self._result(classify_val_output(run.stdout), total, run.seconds, unread)
         if res.label is Label.VALIDATOR_ERROR:
             return replace(res, error=f"VAL printed no verdict for {name}: {run.stdout[-300:]!r}")
         return res
@@ -418,7 +465,9 @@ class ValValidator:
             return _Run(stdout, f"VAL died with signal {-proc.returncode}", seconds)
         return _Run(stdout, None, seconds)
 
-    def _result(self, v: _Verdict, total: int, seconds: float) -> ValidationResult:
+    def _result(self, v: _Verdict, total: int, seconds: float, unread: bool = False) -> ValidationResult:
+        if unread:  # no parsed task: VAL's advice may list more goals than the raw count
+            total = max(total, v.unsatisfied_goals)
         satisfied = 0
         if v.label is Label.SUCCESS:
             satisfied = total

@@ -18,12 +18,19 @@ from sampler.pddl_check import PddlFileCheck, PddlFileError
 
 log = logging.getLogger(__name__)
 
+# Size caps of one record (docs/data.md, docs/reliability.md). A line is read at most this far, so a
+# multi-GB line cannot exhaust memory; a prompt this long is no planning task (Qwen3-14B's 32k-token context is
+# about 130k characters) and would only be cut from the left by the prompt limit.
+MAX_RECORD_BYTES = 1 << 20  # one JSONL line (a record), without its newline: 1 MiB
+MAX_PROMPT_CHARS = 200_000  # characters of `prompt`
+
 
 class RecordError(ValueError):
     """A JSONL line that breaks the record contract; the message starts with `file:line:`."""
 
 
-__all__ = ["PddlFileError", "RecordError", "discover_domains", "ignored_files", "load_records", "pddl_root"]
+__all__ = ["MAX_PROMPT_CHARS", "MAX_RECORD_BYTES", "PddlFileError", "RecordError", "discover_domains",
+           "ignored_files", "load_records", "pddl_root"]
 
 
 @dataclass
@@ -163,11 +170,12 @@ def pddl_root(cfg: SamplerConfig) -> str:
     return os.path.normpath(os.path.abspath(cfg.pddl_root if cfg.pddl_root is not None else cfg.data_root))
 
 
-def load_records(cfg: SamplerConfig, list_ignored: bool = True) -> RecordIndex:
+def load_records(cfg: SamplerConfig, list_ignored: bool = True, pddl: PddlFileCheck | None = None) -> RecordIndex:
     """Check every line of every selected domain's JSONL and the PDDL it names, and index the good ones.
 
     `list_ignored` logs the files of data_root that are not a selected domain's records (once, at start:
-    the SamplerActor passes False, the driver's pre-flight listed them).
+    the SamplerActor passes False, the driver's pre-flight listed them). `pddl`: the pre-flight's checker
+    (it keeps each task's validator choice); a new one from cfg.check_pddl when None.
     """
     root = pddl_root(cfg)
     if not os.path.isdir(root):
@@ -177,7 +185,7 @@ def load_records(cfg: SamplerConfig, list_ignored: bool = True) -> RecordIndex:
     if list_ignored and (ignored := ignored_files(cfg, files)):
         log.warning("data_root %s: ignoring %d file(s) that are not a domain's records: %s",
                     os.path.abspath(cfg.data_root), len(ignored), ", ".join(ignored))
-    pddl = PddlFileCheck(cfg.check_pddl)
+    pddl = pddl if pddl is not None else PddlFileCheck(cfg.check_pddl)
     domains = {d: _load_domain(d, path, cfg, checker, pddl) for d, path in files.items()}
     return RecordIndex(data_root=os.path.abspath(cfg.data_root), domains=domains, pddl_root=root)
 
@@ -203,11 +211,15 @@ def _load_domain(
     unparsed = 0
     offset = 0
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f):
-            start, offset = offset, offset + len(raw)
-            if not raw.strip():
+        for lineno, (raw, size) in enumerate(_bounded_lines(f)):
+            start, offset = offset, offset + size
+            if raw is None:
+                problem, row, meta = (f"record is {size:,} bytes with its newline, over the cap of {MAX_RECORD_BYTES:,}"
+                                      " bytes per line (sampler.records.MAX_RECORD_BYTES)"), [], None
+            elif not raw.strip():
                 continue  # blank lines (e.g. a trailing newline) are not records
-            problem, row, meta = _check_line(raw, spec, cfg, checker)
+            else:
+                problem, row, meta = _check_line(raw, spec, cfg, checker)
             if problem == "unparsed":
                 unparsed += 1
                 problem, row = None, [1] * len(param_names)
@@ -223,7 +235,7 @@ def _load_domain(
             if meta is not None and pddl.mode != "off":
                 pair = (checker.full(meta["domain_file"]), checker.full(meta["problem_file"]))
                 users.setdefault(pair, []).append(lineno)
-    bad_lines = _check_pddl(path, users, pddl, cfg)
+    bad_lines = _check_pddl(path, users, pddl, cfg, domain)
     if bad_lines:
         skipped["pddl"] += len(bad_lines)
         keep = [k for k, ln in enumerate(lines) if ln not in bad_lines]
@@ -245,16 +257,31 @@ def _load_domain(
     )
 
 
+def _bounded_lines(f: IO[bytes]):
+    """(line, bytes it takes in the file) for each line of `f`; (None, bytes) for a line over MAX_RECORD_BYTES,
+    read past in chunks rather than into memory."""
+    while raw := f.readline(MAX_RECORD_BYTES + 1):
+        if len(raw) <= MAX_RECORD_BYTES or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while chunk := f.readline(1 << 20):
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        yield None, size
+
+
 _decode = json.JSONDecoder().decode
 LABELS = frozenset(label.value for label in Label)
 
 
 def _check_pddl(path: str, users: dict[tuple[str, str], list[int]], pddl: PddlFileCheck,
-                cfg: SamplerConfig) -> set[int]:
+                cfg: SamplerConfig, domain: str = "") -> set[int]:
     """0-based lines of records whose PDDL does not parse; with on_bad_record: error, the first bad file raises."""
     bad: set[int] = set()
     for (domain_file, problem_file), record_lines in users.items():
-        error = pddl.check(domain_file, problem_file)
+        error = pddl.check(domain_file, problem_file, domain)
         if error is None:
             continue
         if cfg.on_bad_record == "error":
@@ -286,6 +313,9 @@ def _check_line(
     prompt = rec.get("prompt")
     if not isinstance(prompt, str) or not prompt:
         return f"prompt must be a non-empty string, got {type(prompt).__name__}", [], None
+    if len(prompt) > MAX_PROMPT_CHARS:
+        return (f"prompt is {len(prompt):,} characters, over the cap of {MAX_PROMPT_CHARS:,} "
+                "(sampler.records.MAX_PROMPT_CHARS)"), [], None
     meta = rec.get("meta")
     if not isinstance(meta, dict):
         return f"meta must be a JSON object, got {type(meta).__name__}", [], None
