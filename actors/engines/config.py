@@ -25,7 +25,9 @@ class RolloutConfig(BaseModel):
         default_factory=list,
         description="Stop strings: a completion ends once its text holds one; EOS always stops (strings).",
     )
-    batch_size: int = Field(64, ge=1, description="Sequences per HF generate call, prompts x generations (sequences).")
+    batch_size: int | None = Field(
+        None, ge=1, description="Sequences per HF generate call, prompts x generations; null = all of a call's "
+        "sequences at once (a step's B x G / num_actors), so a step never runs the token loop twice (sequences).")
     seed: int = Field(0, description="Sampling seed: the n-th generate call of an engine is reproducible (integer).")
     num_cpus_per_actor: float = Field(
         1.0, gt=0, description="Ray CPUs per rollout actor; also its torch threads (CPUs)."

@@ -126,8 +126,9 @@ class HFEngine(RolloutEngine):
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed((self.config.seed * 1_000_003 + self._calls) % (2**63))
-            for start in range(0, len(rows), self.config.batch_size):
-                out.extend(self._generate_batch(rows[start : start + self.config.batch_size], gen_config))
+            size = self.config.batch_size or max(1, len(rows))
+            for start in range(0, len(rows), size):
+                out.extend(self._generate_batch(rows[start : start + size], gen_config))
         self._calls += 1
         return out
 

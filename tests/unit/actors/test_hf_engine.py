@@ -193,3 +193,23 @@ def test_auto_dtype_follows_the_learners_rule_cpu_and_stand_in_gpu(model_path, m
     assert engine._dtype() == resolve_dtype("auto", cuda=True) == torch.float16
     engine.config = engine.config.model_copy(update={"dtype": "bfloat16"})
     assert engine._dtype() == torch.bfloat16
+
+
+def test_default_batch_size_runs_a_call_in_one_token_loop_whatever_b_times_g(model_path, monkeypatch) -> None:
+    """batch_size null: all of a call's B x G rows go to one generate batch (a fixed 64 split 80 rows in two);
+    the samples equal an explicit batch of exactly that size."""
+    engine = _engine(model_path, num_generations=8)
+    assert engine.config.batch_size is None
+    sizes: list[int] = []
+    original = HFEngine._generate_batch
+
+    def spy(self, rows, gen_config):
+        sizes.append(len(rows))
+        return original(self, rows, gen_config)
+
+    monkeypatch.setattr(HFEngine, "_generate_batch", spy)
+    prompts, ids = PROMPTS * 4, [f"s:{i}" for i in range(len(PROMPTS) * 4)]
+    out = engine.generate(prompts, ids)
+    assert sizes == [len(prompts) * 8] and sizes[0] > 64
+    explicit = _engine(model_path, num_generations=8, batch_size=len(prompts) * 8).generate(prompts, ids)
+    assert [c.token_ids for c in out] == [c.token_ids for c in explicit]
