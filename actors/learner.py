@@ -125,6 +125,7 @@ class LearnerActor:
         result = dict(loaded.extra)
         result.setdefault("step", loaded.step)
         result.setdefault("version", loaded.version)
+        result.setdefault("checkpoint_path", str(loaded.path))  # "auto" may have fallen back to an older one
         return result
 
 

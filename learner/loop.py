@@ -30,9 +30,9 @@ from learner.config import RunConfig
 from learner.eval_core import evaluate
 from learner.none_guard import NoneRewardGuard
 from learner.run_dir import progress
-from learner.step_metrics import MetricsWriter, batch_metrics
-from learner.train_step import samples_from_completions
-from reward_service.debug_log import RewardDebugLog
+from learner.step_metrics import MetricsWriter, batch_metrics, truncate_metrics
+from learner.train_step import NonFiniteTrainingError, samples_from_completions
+from reward_service.debug_log import RewardDebugLog, truncate_debug_log
 
 log = logging.getLogger("pddl_grpo.loop")
 
@@ -73,22 +73,34 @@ class StepLoop:
 
     # -- setup -------------------------------------------------------------------------------------
     def _resume(self) -> None:
+        """Restore learner, sampler and guards from a checkpoint; the logs lose what came after it.
+
+        `resume_from_checkpoint: auto` takes the newest checkpoint that loads: one that does not (a torn
+        or corrupt file) is warned about and the previous one is used (learner.checkpoint.load_checkpoint).
+        A named checkpoint directory is loaded as named, or the run stops.
+        """
         target = self.cfg.resume_from_checkpoint
         if not target:
             return
-        path = latest_checkpoint(self.run_dir) if target == "auto" else Path(target)
-        if path is None:
+        newest = latest_checkpoint(self.run_dir) if target == "auto" else Path(target)
+        extra = self.learner.load(target if target == "auto" else str(newest), str(self.run_dir)) if newest else None
+        if extra is None:
             log.info("resume_from_checkpoint=auto: no checkpoint yet, starting at step 0")
             return
-        extra = self.learner.load(str(path), str(self.run_dir))
+        loaded = Path(extra.get("checkpoint_path", newest))
+        if loaded != newest:  # the learner's log has why (learner.checkpoint.load_checkpoint)
+            log.warning("checkpoint %s does not load; falling back to the previous one, %s", newest, loaded)
         ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
         if "collapse" in extra:
             self.collapse.load_state_dict(extra["collapse"])
         if "none_guard" in extra:
             self.none_guard.load_state_dict(extra["none_guard"])
         self.start_step = int(extra["step"]) + 1
-        _truncate_metrics(self.run_dir / "metrics.jsonl", self.start_step)
-        log.info("resumed from %s at step %d", path, self.start_step)
+        # the steps after the checkpoint run again: their records go, so none is written twice
+        truncate_metrics(self.run_dir / "metrics.jsonl", self.start_step)
+        self.debug.close()
+        truncate_debug_log(self.debug.path, self.start_step)
+        log.info("resumed from %s at step %d", loaded, self.start_step)
 
     def _push_weights(self) -> float:
         t = time.monotonic()
@@ -187,7 +199,11 @@ class StepLoop:
         if self.colocated:  # the engine frees the shared GPU while the learner trains
             times["sleep"] = _timed(self.rollout.sleep)
         t = time.monotonic()
-        learn_metrics = self.learner.train_step(train) if train else {"skipped": 1.0}
+        try:
+            learn_metrics = self.learner.train_step(train) if train else {"skipped": 1.0}
+        except NonFiniteTrainingError as exc:  # raised in the learner actor; this run cannot learn any more
+            raise NonFiniteTrainingError(f"step {step}: {exc.reason}; the checkpoints saved before it hold finite "
+                                         "weights (lower learner.learning_rate or check the batch)") from None
         times["learn"] = time.monotonic() - t
         if self.colocated:
             times["wake"] = _timed(self.rollout.wake_up)
@@ -283,15 +299,6 @@ def _resource_problems(cfg: RunConfig) -> list[str]:
     from learner.recipe_check import check_resources
 
     return check_resources(cfg, resources_now()[0])
-
-
-def _truncate_metrics(path: Path, start_step: int) -> None:
-    """Drop records of steps at or after `start_step` (written after the checkpoint, before a crash)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", -1) < start_step]
-    path.write_text("".join(line + "\n" for line in keep))
 
 
 def _wandb_run(cfg: RunConfig, run_dir: Path):

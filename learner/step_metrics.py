@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from reward_service.result import Completion
+
+log = logging.getLogger(__name__)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -86,9 +90,65 @@ class MetricsWriter:
             self._wandb.log(flat, step=record.get("step"))
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All step records of a run, in order."""
-    path = Path(run_dir) / "metrics.jsonl"
+def read_jsonl_records(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, in order; a line that is not a JSON object is dropped with a warning.
+
+    A crash mid-write leaves the last line cut short (a torn line): it is dropped, never fatal, and the
+    warning names the file and line. Lines may be written by a live run while this reads.
+    """
+    return [record for _, record in _records_with_lines(Path(path))]
+
+
+def _records_with_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            where = "the last line, cut by a crash mid-write?" if n == len(lines) else "not JSON"
+            log.warning("%s:%d: dropped (%s: %s)", path, n, where, exc.msg)
+            continue
+        if not isinstance(record, dict):
+            log.warning("%s:%d: dropped (a %s, not a JSON object)", path, n, type(record).__name__)
+            continue
+        out.append((line, record))
+    return out
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All step records of a run's metrics.jsonl, in order (a torn last line dropped with a warning)."""
+    return read_jsonl_records(Path(run_dir) / "metrics.jsonl")
+
+
+def truncate_metrics(path: str | Path, start_step: int) -> int:
+    """Rewrite metrics.jsonl without the records of steps >= `start_step`; returns how many lines were dropped.
+
+    A resume from the checkpoint of step k - 1 runs step k again, so the records a crashed run wrote after
+    that checkpoint would appear twice. Torn or unreadable lines go too (read_jsonl_records). Kept lines
+    are copied as they were; the file is replaced atomically (written beside it, fsynced, renamed), so a
+    crash here loses no kept record.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    total = sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+    keep = [line for line, r in _records_with_lines(path) if isinstance(r.get("step"), int) and r["step"] < start_step]
+    _replace_lines(path, keep)
+    if total > len(keep):
+        log.info("%s: %d line(s) of steps >= %d (or unreadable) dropped; those steps run again", path,
+                 total - len(keep), start_step)
+    return total - len(keep)
+
+
+def _replace_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from reward_service.scoring import Score
 
 log = logging.getLogger(__name__)
 _EQUAL = 1e-9  # rewards closer than this are "equal" (they come from a few fixed formulas)
+_STEP = re.compile(r"^step=(\d+)\t")
 
 
 def _clean(text: str, limit: int) -> str:
@@ -106,6 +109,45 @@ def summarize_step(step: int, scores: Sequence[Score]) -> StepSummary:
     )
 
 
+def truncate_debug_log(path: str | Path, start_step: int) -> int:
+    """Rewrite reward_debug.log without the lines of steps >= `start_step`; returns how many lines were dropped.
+
+    On a resume from the checkpoint of step k - 1 the lines a crashed run wrote for steps >= k would be
+    written twice. A last line without its newline was cut by a crash mid-write (a torn line) and goes
+    too, as does any line that does not start with `step=N<TAB>`; each is warned with its file:line.
+    Kept lines are copied as they were; the file is replaced atomically (written beside it, fsynced,
+    renamed), so a crash here loses no kept line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline, else the cut last line
+    keep = []
+    for n, line in enumerate(lines, 1):
+        m = _STEP.match(line)
+        if m is None:
+            if line.strip():
+                log.warning("%s:%d: dropped (not a step=N line)", path, n)
+            continue
+        if int(m.group(1)) < start_step:
+            keep.append(line)
+    if torn:
+        log.warning("%s:%d: dropped (the last line has no newline: cut by a crash mid-write)", path, len(lines) + 1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in keep))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dropped = len(lines) + bool(torn) - len(keep)
+    if dropped:
+        log.info("%s: %d line(s) of steps >= %d (or torn) dropped; those steps are logged again", path, dropped,
+                 start_step)
+    return dropped
+
+
 class RewardDebugLog:
     """Appends to `<run_dir>/reward_debug.log`; `write_step` logs a step's lines and its summary."""
 
@@ -119,6 +161,8 @@ class RewardDebugLog:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
+            if self._file.tell() > 0 and not self.path.read_bytes().endswith(b"\n"):
+                self._file.write("\n")  # a torn last line (a crash mid-write) must not swallow the next one
         for score in scores:
             self._file.write(format_score_line(step, score, self.plan_chars) + "\n")
         summary = summarize_step(step, scores)

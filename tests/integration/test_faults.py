@@ -6,6 +6,8 @@ reward pool gave a chunk to a worker that never started); see docs/reliability.m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from reward_service.result import Completion, Label
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pddl"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,78 @@ def test_an_actor_asking_for_more_cpus_than_the_cluster_has_is_named(ray_two_cpu
     finally:
         ray.kill(big)
     wait_placed(10.0, poll_s=0.2)  # nothing pending any more: returns at once
+
+
+# -- resume that always works (item 4) ------------------------------------------------------------------------
+
+
+def _train(data_root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [f"output_dir={out}", f"sampler.data_root={data_root}", "max_steps=4", "save_steps=2",
+            "rollout.num_generations=2", "rollout.max_new_tokens=24", "sft.steps=2", "sft.minutes=null",
+            "eval.before_after=false", "logging.progress_bar=false", "reward.num_workers=1", "cluster.num_cpus=4",
+            "cluster.learner_num_cpus=1", "rollout.num_cpus_per_actor=1", *extra]
+    return subprocess.run([sys.executable, "-m", "learner.main", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _summary_steps(run_dir: Path) -> list[int]:
+    return [int(line.split("\t", 1)[0].removeprefix("step=")) for line in
+            (run_dir / "reward_debug.log").read_text().splitlines() if "\tSUMMARY\t" in line]
+
+
+@pytest.mark.timeout(900)
+def test_resume_falls_back_past_a_corrupt_checkpoint_and_torn_logs_without_duplicates(tmp_path: Path) -> None:
+    from learner.step_metrics import read_metrics
+    from sampler.datagen.builder import build_dataset
+
+    data_root = tmp_path / "data"
+    build_dataset(data_root, per_domain=12, sizes="tiny", prompt_style="compact", test_fraction=0.2, seed=1)
+    out = tmp_path / "run"
+    first = _train(data_root, out)
+    assert first.returncode == 0, first.stderr[-2000:]
+    batches = {r["step"]: r["batch/sample_ids"] for r in read_metrics(out)}
+    assert sorted(batches) == [0, 1, 2, 3] and (out / "checkpoints" / "step-3").is_dir()
+    # a crash: the newest checkpoint's adapter is garbage, both logs end in a line cut mid-write
+    (out / "checkpoints" / "step-3" / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    with (out / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 4, "reward/me')
+    with (out / "reward_debug.log").open("a") as fh:
+        fh.write("step=4\tsample_id=ferry:1\tdom")
+    resumed = _train(data_root, out, "resume_from_checkpoint=auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    run_log = (out / "run.log").read_text()
+    ckpts = out / "checkpoints"
+    fallback = f"checkpoint {ckpts / 'step-3'} does not load; falling back to the previous one, {ckpts / 'step-1'}"
+    assert fallback in run_log
+    assert f"resumed from {ckpts / 'step-1'} at step 2" in run_log
+    records = read_metrics(out)
+    assert [r["step"] for r in records] == [0, 1, 2, 3]  # steps 2 and 3 once each, the torn line gone
+    assert {r["step"]: r["batch/sample_ids"] for r in records} == batches  # the same stream from step-1's state
+    assert _summary_steps(out) == [0, 1, 2, 3]
+    assert all(line.startswith("step=") for line in (out / "reward_debug.log").read_text().splitlines())
+
+
+# -- a run that cannot learn stops (item 6) -------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_a_poisoned_batch_in_the_learner_actor_stops_with_the_step_and_the_cause(ray_two_cpus, tmp_path) -> None:
+    import math
+
+    from actors.learner import create_learner_actor
+    from learner.learner_config import LearnerConfig
+    from learner.train_step import NonFiniteTrainingError, TrainSample
+    from tests.conftest import build_tiny_llama
+
+    ray = ray_two_cpus
+    cfg = LearnerConfig(base_model=str(build_tiny_llama(tmp_path / "tiny")), lora_rank=4, beta=0.0,
+                        use_gradient_checkpointing=False)
+    learner = create_learner_actor(cfg, num_cpus=1, name="nan-learner")
+    try:
+        batch = [TrainSample((2, 3, 4), (5, 6, 7, 1), math.nan), TrainSample((2, 3), (8, 9, 1), -1.0)]
+        with pytest.raises(NonFiniteTrainingError) as info:  # the driver's `except` sees it through Ray
+            ray.get(learner.train_step.remote(batch))
+        assert info.value.reason == "optimizer step 0: the loss is nan (not finite); no update was applied"
+        assert ray.get(learner.version.remote()) == 0
+    finally:
+        ray.kill(learner)
