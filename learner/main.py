@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from actors.scheduling import ActorsNotPlacedError
     from learner.none_guard import AllNoneRewardsError
     from learner.pipeline import run
+    from learner.train_step import NonFiniteTrainingError
     from sampler.pddl_check import PddlFileError
     from sampler.records import RecordError
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except ActorsNotPlacedError as exc:  # the cluster lacks what the config asks for
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except AllNoneRewardsError as exc:
+    except (AllNoneRewardsError, NonFiniteTrainingError) as exc:
         print(f"error: run stopped: {exc}", file=sys.stderr)
         return 1
 

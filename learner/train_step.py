@@ -31,6 +31,14 @@ from learner.model import trainable_parameters
 from learner.token_logprobs import gather_token_logprobs
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """A loss, gradient or adapter weight became NaN or inf: the run stops (`reason` says which and where)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class TrainSample:
     """One completion to learn from: the learner's view of a scored Completion."""
@@ -321,10 +329,22 @@ class GRPOTrainerCore:
         lr = self.optimizer.param_groups[0]["lr"]
         metrics = self.accumulate_gradients(samples)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm))
-        finite = math.isfinite(grad_norm)
-        if finite:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)  # a non-finite gradient is dropped, never applied
+        # A NaN/inf here never heals (Adam's moments would carry it): stop, before the update poisons the adapter
+        if not math.isfinite(metrics["loss"]):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteTrainingError(f"optimizer step {self.version}: the loss is {metrics['loss']} (not finite); "
+                                         "no update was applied")
+        if not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteTrainingError(f"optimizer step {self.version}: the gradient norm is {grad_norm} (loss "
+                                         f"{metrics['loss']:.6g}); no update was applied")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        broken = [name for name, p in self.model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if broken:
+            raise NonFiniteTrainingError(
+                f"optimizer step {self.version}: {len(broken)} adapter weight tensor(s) are not finite after the "
+                f"update (first: {broken[0]}; learning rate {lr:g}, gradient norm {grad_norm:.6g})")
         self.scheduler.step()
         metrics.update(step_memory(self.device))
         if cuda:  # a colocated engine wakes up next and re-maps its share of this GPU
@@ -334,7 +354,7 @@ class GRPOTrainerCore:
         elapsed = time.perf_counter() - t0
         metrics.update(
             grad_norm=grad_norm,
-            nonfinite_grad=0.0 if finite else 1.0,
+            nonfinite_grad=0.0,  # kept for dashboards: a non-finite gradient now stops the run (raised above)
             lr=lr,
             advantage_abs_mean=sum(abs(s.advantage) for s in samples) / len(samples) if samples else 0.0,
             policy_version_lag_mean=sum(lags) / len(lags),
