@@ -54,9 +54,18 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    """Records of one JSONL file already checked by the builder (vocabulary of the tiny tokenizer only)."""
-    with path.open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Records of one JSONL file (vocabulary of the tiny tokenizer only). The pre-flight already reported bad
+    lines (sampler.preflight); under sampler.on_bad_record: skip they are still in the file and skipped here too."""
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("prompt"), str):
+                rows.append(rec)
+    return rows
 
 
 def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
@@ -106,6 +115,6 @@ def _vocabulary_texts(data_root: Path) -> list[str]:
     for f in sorted(data_root.glob("*.jsonl")) + sorted((data_root / "test").glob("*.jsonl")):
         for r in _read_jsonl(f):
             texts.append(r["prompt"])
-            if r.get("response"):
+            if isinstance(r.get("response"), str) and r["response"]:
                 texts.append(r["response"])
     return texts
