@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 # process stole the CPU from another (generation fell from 5.6k to 86 tokens/s).
 _ACTOR_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 _HISTORY = 512  # engine calls an actor remembers (RolloutActor.history)
+# How long a generate call asked for a policy version newer than the engine's waits for that version's
+# push to arrive on the weights thread (s). Pushes from one caller are sent before the generate that
+# needs them, so this only waits for the transfer; a version nobody pushes is an error after it.
+STAGED_WAIT_S = 60.0
 
 
 def build_engine(model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> RolloutEngine:
@@ -39,14 +44,24 @@ def build_engine(model_path: str, config: RolloutConfig, engine_kwargs: Mapping[
     return VLLMEngine(model_path, config, **engine_kwargs)
 
 
-@ray.remote
+@ray.remote(concurrency_groups={"weights": 1})
 class RolloutActor:
-    """One rollout engine in its own process; torch uses as many threads as the actor's Ray CPUs."""
+    """One rollout engine in its own process; torch uses as many threads as the actor's Ray CPUs.
+
+    Weight pushes run on their own thread (Ray concurrency group "weights"), so a push never queues
+    behind a generate call: `update_weights` only stages the adapter and returns. The engine loads the
+    newest staged adapter at the start of its next call on the main thread (generate, version), between
+    generate calls, never during one; a generate started before a push keeps the weights it started with.
+    """
 
     def __init__(self, model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> None:
         torch.set_num_threads(max(1, int(config.num_cpus_per_actor)))
         self._engine = build_engine(model_path, config, engine_kwargs)
         self._history: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=_HISTORY)
+        self._staged: tuple[Mapping[str, torch.Tensor], int] | None = None
+        self._staged_cv = threading.Condition()
+        self._timings = {"generate_s": 0.0, "load_weights_s": 0.0, "calls": 0}
+        self._generating_since: float | None = None
 
     def generate(
         self,
@@ -56,14 +71,51 @@ class RolloutActor:
         policy_version: int | None = None,
         temperature: float | None = None,
     ) -> list[Completion]:
-        out = self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
+        self._load_staged(policy_version)
+        t = self._generating_since = time.monotonic()
+        try:
+            out = self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
+        finally:
+            self._generating_since = None
+            self._timings["generate_s"] += time.monotonic() - t
+            self._timings["calls"] += 1
         self._note("generate")
         return out
 
+    @ray.method(concurrency_group="weights")
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> int:
-        self._engine.update_weights(adapter_state, version)
-        self._note("update_weights")
-        return self._engine.version
+        """Stage the adapter of `version` (the newest push wins); the engine loads it before its next call."""
+        with self._staged_cv:
+            if self._staged is None or version >= self._staged[1]:
+                self._staged = (adapter_state, version)
+            self._staged_cv.notify_all()
+        self._history.append(("push", version, time.time()))
+        return version
+
+    def _load_staged(self, want: int | None = None) -> None:
+        """Load the newest staged adapter into the engine; when `want` is newer than what the engine holds
+        and nothing staged reaches it yet, wait up to STAGED_WAIT_S for its push (then the engine raises
+        PolicyVersionMismatch as before)."""
+        with self._staged_cv:
+            if want is not None and want > self._engine.version:
+                self._staged_cv.wait_for(lambda: self._staged is not None and self._staged[1] >= want,
+                                         timeout=STAGED_WAIT_S)
+            if want is not None and self._engine.version == want:
+                return  # the caller asked for the weights the engine holds; a newer push waits its turn
+            staged, self._staged = self._staged, None
+        if staged is not None:
+            t = time.monotonic()
+            self._engine.update_weights(*staged)
+            self._timings["load_weights_s"] += time.monotonic() - t
+            self._note("load_weights")
+
+    @ray.method(concurrency_group="weights")
+    def timings(self) -> dict[str, float]:
+        """Actor-side busy seconds since start (generate_s: the engine's token loop; load_weights_s; calls) and
+        generating_s, how long the generate call now running has run (0 when idle). Runs on the weights
+        thread, so it answers while a generate call runs."""
+        since = self._generating_since
+        return {**self._timings, "generating_s": 0.0 if since is None else time.monotonic() - since}
 
     def sleep(self) -> None:
         """Free the engine's GPU memory (colocated mode, while the learner trains)."""
@@ -78,11 +130,14 @@ class RolloutActor:
         return self._engine.sleeping
 
     def version(self) -> int:
+        """The policy version the engine generates with next (a staged push is loaded first)."""
+        self._load_staged()
         return self._engine.version
 
     def history(self) -> list[tuple[str, int, float]]:
         """The last engine calls as (call, policy version after it, wall time s): the order of
-        generate / sleep / wake_up / update_weights, for debugging a colocated run."""
+        push (staged on the weights thread, with the version pushed) / load_weights / generate / sleep /
+        wake_up, for debugging a colocated run."""
         return list(self._history)
 
     def placement_info(self) -> dict[str, Any]:
@@ -248,7 +303,8 @@ class RolloutGroup:
     # -- recovery ----------------------------------------------------------------------------------
     # A task sent to an actor that Ray is restarting fails at once ("actor is restarting"), so
     # recovery polls: resend (weights first, then the work) once a second until it succeeds or
-    # `restart_timeout_s` passes. Tasks from one caller run in order, so the weights land first.
+    # `restart_timeout_s` passes. The push runs on the actor's weights thread, so the redone generate
+    # is sent with the version it needs and waits (RolloutActor._load_staged) until that push lands.
 
     def _push_until_back(self, i: int) -> None:
         deadline = time.monotonic() + self.restart_timeout_s

@@ -100,8 +100,9 @@ def test_disaggregated_learner_and_engine_run_in_their_groups_on_different_gpus(
     assert len(learner["gpu_ids"]) == 1 and len(engine["gpu_ids"]) == 1
     assert learner["gpu_ids"] != engine["gpu_ids"]
     assert all("time/sleep" not in r and "time/wake" not in r for r in records)
-    assert [call for call, _, _ in seen["history"][0]] == ["update_weights", "generate", "update_weights",
-                                                           "generate", "update_weights"]
+    # a push is staged on the actor's weights thread; the engine loads it before its next generate
+    assert [call for call, _, _ in seen["history"][0]] == ["push", "load_weights", "generate", "push",
+                                                           "load_weights", "generate", "push"]
 
 
 def test_colocated_learner_and_engine_share_a_gpu_and_the_engine_sleeps_to_learn(data_root, tmp_path, seen) -> None:
@@ -114,13 +115,14 @@ def test_colocated_learner_and_engine_share_a_gpu_and_the_engine_sleeps_to_learn
     # the engine starts after the learner has loaded (vLLM's start-up memory profile needs a still GPU)
     assert seen["start_order"] == ["learner ready", "rollout start"]
     history = seen["history"][0]
-    # initial push, then per step: generate with v, sleep, (learner trains), wake, push v+1
+    # initial push, then per step: load v and generate, sleep, (learner trains), wake, push v+1 (staged; the
+    # engine loads it awake, before its next generate)
     assert [(call, version) for call, version, _ in history] == [
-        ("update_weights", 0),
-        ("generate", 0), ("sleep", 0), ("wake_up", 0), ("update_weights", 1),
-        ("generate", 1), ("sleep", 1), ("wake_up", 1), ("update_weights", 2),
+        ("push", 0),
+        ("load_weights", 0), ("generate", 0), ("sleep", 0), ("wake_up", 0), ("push", 1),
+        ("load_weights", 1), ("generate", 1), ("sleep", 1), ("wake_up", 1), ("push", 2),
     ]
     for step, record in enumerate(records):
         assert record["time/sleep"] >= 0 and record["time/wake"] >= 0
-        slept_at, woke_at = history[2 + 4 * step][2], history[3 + 4 * step][2]
+        slept_at, woke_at = history[3 + 5 * step][2], history[4 + 5 * step][2]
         assert woke_at - slept_at >= record["time/learn"]  # the whole learn phase fell inside the sleep

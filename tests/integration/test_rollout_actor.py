@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from peft import get_peft_model_state_dict
@@ -65,5 +67,37 @@ def test_two_actors_generate_in_order_take_weights_and_survive_a_kill(cluster, m
         assert [c.token_ids for c in group.generate(PROMPTS, IDS, policy_version=1)] == [c.token_ids for c in after]
         assert group.versions() == [1, 1]
         assert ray.get(group.actors[0].pid.remote()) != pids[0]
+    finally:
+        group.shutdown()
+
+
+def test_a_weight_push_does_not_wait_behind_a_running_generate_and_versions_stay_exact(cluster, model_path) -> None:
+    """The push runs on the actor's weights thread: it returns while a long generate runs; that generate keeps
+    the weights it started with, and the engine loads the pushed version before its next call."""
+    from actors.rollout import RolloutGroup
+
+    config = CONFIG.model_copy(update={"num_actors": 1, "num_generations": 4, "max_new_tokens": 64,
+                                       "temperature": 1.0, "batch_size": 4})
+    group = RolloutGroup(model_path, config, engine_kwargs=LORA, name_prefix="rollout-push")
+    try:
+        actor = group.actors[0]
+        ray.get(actor.version.remote())  # started
+        long = group.submit(PROMPTS * 4, [f"bw:{i}" for i in range(20)])  # 20 HF generate calls of 4 rows
+        deadline = time.monotonic() + 120
+        while ray.get(actor.timings.remote())["generating_s"] == 0.0:  # answered while generate runs
+            assert time.monotonic() < deadline, "the generate call never started"
+            time.sleep(0.05)
+        group.update_weights(_new_lora(model_path, 2), 1)  # returns once staged
+        _, running = ray.wait(long.refs(), timeout=0)
+        assert running, "the push waited for the generate call to finish"
+        out = long.result()
+        assert {c.policy_version for c in out} == {0}  # the running call kept its weights
+        assert group.versions() == [1]
+        after = group.generate(PROMPTS, IDS, policy_version=1)
+        assert {c.policy_version for c in after} == {1}
+        calls = [(call, version) for call, version, _ in ray.get(actor.history.remote())]
+        assert calls[-4:] == [("push", 1), ("generate", 0), ("load_weights", 1), ("generate", 1)]
+        timings = ray.get(actor.timings.remote())
+        assert timings["calls"] == 2 and timings["generate_s"] > 0 and timings["load_weights_s"] > 0
     finally:
         group.shutdown()
