@@ -18,7 +18,7 @@ from sampler.pddl_check import PddlFileCheck, PddlFileError
 
 log = logging.getLogger(__name__)
 
-# Size caps of one record (docs/data.md, docs/reliability.md). A line is read at most this far, so a
+# Size caps of one record (docs/reliability.md). A line is read at most this far, so a
 # multi-GB line cannot exhaust memory; a prompt this long is no planning task (Qwen3-14B's 32k-token context is
 # about 130k characters) and would only be cut from the left by the prompt limit.
 MAX_RECORD_BYTES = 1 << 20  # one JSONL line (a record), without its newline: 1 MiB
