@@ -1,7 +1,8 @@
-"""Fault injection on a local Ray cluster (issue 19): every wait has a deadline and says what is missing.
+"""Fault injection on a local Ray cluster (issue 19); docs/reliability.md lists the promises.
 
-Each test here hung forever on the code before issue 19 (Ray keeps an actor it cannot place pending, and the
-reward pool gave a chunk to a worker that never started); see docs/reliability.md for the promises.
+Waits with a deadline that says what is missing (these hung forever before issue 19: Ray keeps an actor it
+cannot place pending, and the reward pool gave a chunk to a worker that never started); a resume past a
+corrupt checkpoint and torn logs; a learner that meets a NaN loss stops with the step and the cause.
 """
 
 from __future__ import annotations
