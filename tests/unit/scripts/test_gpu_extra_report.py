@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ def _load(name: str):
 
 
 ger = _load("gpu_extra_report")
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PINS = ger.CiPins(vllm="0.32.0", torch="2.13.0", transformers=SpecifierSet(">=5.16.1,<5.20"))
 
 
