@@ -38,6 +38,8 @@ METRICS: dict[str, tuple[Kind, tuple[str, ...], str]] = {
     "rollout_tokens_per_second": ("gauge", (), "Completion tokens generated per second of rollout (tokens/s)."),
     "phase_seconds": ("gauge", ("phase",), "Seconds of the last step spent in each phase; phase 'step' = total (s)."),
     "frac_zero_std_groups": ("gauge", (), "Share of groups whose rewards are all equal (fraction)."),
+    "idle_ratio": ("gauge", ("role",), "Share of the last step's wall time a role sat idle, measured where it "
+                   "runs (rollout: the actors' own busy time; learner: its update) (fraction)."),
 }
 
 
@@ -94,6 +96,8 @@ def metric_samples(record: Mapping[str, Any], latencies_ms: Iterable[float] = ()
     add("frac_zero_std_groups", record.get("frac_zero_std_groups"))
     for phase in PHASES:
         add("phase_seconds", record.get(f"time/{phase}"), phase=phase)
+    for role in ("rollout", "learner"):
+        add("idle_ratio", record.get(f"{role}/idle_ratio"), role=role)
     return out
 
 

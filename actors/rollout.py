@@ -60,7 +60,7 @@ class RolloutActor:
         self._history: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=_HISTORY)
         self._staged: tuple[Mapping[str, torch.Tensor], int] | None = None
         self._staged_cv = threading.Condition()
-        self._timings = {"generate_s": 0.0, "load_weights_s": 0.0, "calls": 0}
+        self._timings = {"generate_s": 0.0, "load_weights_s": 0.0, "calls": 0, "tokens": 0}
         self._generating_since: float | None = None
 
     def generate(
@@ -75,6 +75,7 @@ class RolloutActor:
         t = self._generating_since = time.monotonic()
         try:
             out = self._engine.generate(prompts, sample_ids, num_generations, policy_version, temperature)
+            self._timings["tokens"] += sum(len(c.token_ids) for c in out)
         finally:
             self._generating_since = None
             self._timings["generate_s"] += time.monotonic() - t
@@ -111,7 +112,8 @@ class RolloutActor:
 
     @ray.method(concurrency_group="weights")
     def timings(self) -> dict[str, float]:
-        """Actor-side busy seconds since start (generate_s: the engine's token loop; load_weights_s; calls) and
+        """Actor-side busy seconds since start (generate_s: the engine's token loop; load_weights_s), calls and
+        completion tokens made, and
         generating_s, how long the generate call now running has run (0 when idle). Runs on the weights
         thread, so it answers while a generate call runs."""
         since = self._generating_since
@@ -269,6 +271,24 @@ class RolloutGroup:
 
     def versions(self) -> list[int]:
         return ray.get([a.version.remote() for a in self.actors])
+
+    def timings(self, timeout_s: float = 30.0) -> dict[str, float]:
+        """`RolloutActor.timings()` summed over the actors (answered on their weights threads, so it does not
+        wait for generation); an actor that does not answer within `timeout_s` (dead, restarting) is left out
+        and counted in `missing`."""
+        refs = [a.timings.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        total: dict[str, float] = {"generate_s": 0.0, "load_weights_s": 0.0, "calls": 0, "tokens": 0,
+                                   "missing": len(refs) - len(ready)}
+        for ref in ready:
+            try:
+                one = ray.get(ref)
+            except RayActorError:
+                total["missing"] += 1
+                continue
+            for key in ("generate_s", "load_weights_s", "calls", "tokens"):
+                total[key] += one[key]
+        return total
 
     def sleep(self) -> None:
         """Put every engine to sleep (colocated mode: before the learner trains on the shared GPU)."""

@@ -119,6 +119,7 @@ class StepLoop:
         pending = None  # async: (step, batch, sampler metrics, PendingRollout) of the next step, submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
+        self._rollout_timings = self.rollout.timings()
         for step in bar:
             times: dict[str, float] = {}
             t = time.monotonic()
@@ -226,20 +227,40 @@ class StepLoop:
             record["batch/refill_sample_ids"] = [s["sample_id"] for s in samples[len(batch) * g:: g]]
         record["policy_version"] = self.version
         record["policy_version_lag"] = learned_from - min(c.policy_version for c in completions)
-        tokens = sum(len(c.token_ids) for c in completions)
-        record["rollout/tokens_per_second"] = tokens / times["rollout"] if times["rollout"] > 0 else 0.0
         for key, value in times.items():
             record[f"time/{key}"] = value
         record["time/step"] = sum(times.values())
         now = time.monotonic()
         record["time/wall"] = now - self._last_end  # wall clock since the previous step ended (async overlaps)
         self._last_end = now
+        record.update(self._busy_metrics(record["time/wall"], times))
         record.setdefault("learner/kl", None)  # null: not computed (beta = 0 runs no reference pass)
         self.metrics.write(record)
         self.live.update(record, [sc.latency_ms for sc in scores])
         if step % cfg.logging.logging_steps == 0:
             self._write_samples(step, samples, completions, scores)
         return record
+
+    def _busy_metrics(self, wall: float, times: dict[str, float]) -> dict[str, float]:
+        """Where each role spent the step, measured where it runs: the rollout actors' own busy seconds since
+        the previous step (generate + weight loads; in async mode this includes the next step's generation,
+        which overlaps this step), tokens per busy second, and busy/idle ratios of rollout and learner over
+        the step's wall time. time/rollout is the driver's wait for the completions, not generation time."""
+        now = self.rollout.timings()
+        last, self._rollout_timings = self._rollout_timings, now
+        busy = (now["generate_s"] - last["generate_s"]) + (now["load_weights_s"] - last["load_weights_s"])
+        gen = now["generate_s"] - last["generate_s"]
+        tokens = now["tokens"] - last["tokens"]
+        actors = max(1, len(self.rollout.actors))
+        out = {
+            "rollout/busy_s": busy,
+            "rollout/load_weights_s": now["load_weights_s"] - last["load_weights_s"],
+            "rollout/tokens_per_second": tokens / gen if gen > 0 else 0.0,
+        }
+        if wall > 0:
+            out["rollout/idle_ratio"] = max(0.0, 1.0 - busy / (wall * actors))
+            out["learner/idle_ratio"] = max(0.0, 1.0 - times.get("learn", 0.0) / wall)
+        return out
 
     # -- outputs -----------------------------------------------------------------------------------
     def _write_samples(self, step: int, samples: list[dict], completions: list, scores: list) -> None:

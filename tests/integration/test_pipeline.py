@@ -71,6 +71,10 @@ def test_sync_steps_write_every_metric_and_a_checkpoint(data_root: Path, tmp_pat
         assert sum(record["batch/domain_counts"].values()) == cfg.sampler.batch_size
         assert sum(record["labels"].values()) == cfg.sampler.batch_size * cfg.rollout.num_generations
         assert record["policy_version_lag"] == 0
+        # sync: the actor generates (and loads the pushed weights) while the driver waits for it
+        assert 0 < record["rollout/busy_s"] <= record["time/rollout"] + record.get("time/refill", 0.0) + 0.05
+        assert record["rollout/tokens_per_second"] > 0
+        assert 0 <= record["rollout/idle_ratio"] <= 1 and 0 <= record["learner/idle_ratio"] <= 1
     assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(3))
     assert (out / "checkpoints" / "step-2" / "adapter_model.safetensors").exists()
     assert (out / "reward_debug.log").read_text().count("SUMMARY") == 3
@@ -87,6 +91,8 @@ def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> 
     assert [r["step"] for r in records] == [0, 1, 2, 3]
     assert records[0]["policy_version_lag"] == 0
     assert all(r["policy_version_lag"] == 1 for r in records[1:])
+    # the push no longer waits behind the next step's generation: it is the transfer alone
+    assert sum(r["time/weight_sync"] for r in records) < sum(r["rollout/busy_s"] for r in records)
     assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(4))
     for r in records:  # sampler metrics describe the step's own batch, though step + 1 was served already
         assert r["sampler/step"] == r["step"]

@@ -18,7 +18,7 @@ RECORD = {
     "step": 3, "reward/mean": 0.25, "reward/ferry/mean": 0.5, "success/ferry": 0.75,
     "labels": {"success_plans": 6, "plan_format_error": 2}, "queue/reward_pending": 4, "policy_version_lag": 1,
     "rollout/tokens_per_second": 800.0, "frac_zero_std_groups": 0.5, "time/reward": 0.5, "time/rollout": 2.0,
-    "time/step": 3.0,
+    "time/step": 3.0, "rollout/idle_ratio": 0.25, "learner/idle_ratio": 0.6,
 }
 WAIT_S = 60.0  # Ray pushes worker metrics to the agent every few seconds; the agent starts after init
 

@@ -11,6 +11,7 @@ RECORD = {
     "success/ferry": 0.75, "labels": {"success_plans": 6, "plan_format_error": 2}, "queue/reward_pending": 3,
     "policy_version_lag": 1, "rollout/tokens_per_second": 800.0, "frac_zero_std_groups": 0.5,
     "time/reward": 0.5, "time/rollout": 2.0, "time/step": 3.0, "reward_bucket/ferry/easy/mean": 0.9,
+    "rollout/idle_ratio": 0.25, "learner/idle_ratio": 0.6,
 }
 
 
@@ -28,6 +29,7 @@ def test_record_maps_to_metrics_with_tags():
     assert got[("plans_scored_per_second", ())] == 16.0  # 8 plans in 0.5 s
     assert got[("queue_length", (("queue", "reward_pending"),))] == 3
     assert got[("policy_version_lag", ())] == 1 and got[("rollout_tokens_per_second", ())] == 800.0
+    assert got[("idle_ratio", (("role", "rollout"),))] == 0.25 and got[("idle_ratio", (("role", "learner"),))] == 0.6
     assert got[("phase_seconds", (("phase", "rollout"),))] == 2.0 and got[("phase_seconds", (("phase", "step"),))] == 3
     latencies = [s.value for s in metric_samples(RECORD, [3.0, 40.0]) if s.name == "validator_latency_ms"]
     assert latencies == [3.0, 40.0]
