@@ -203,23 +203,38 @@ class RewardScorer:
         # The gold length is looked up only when it is p's denominator (progress_denominator: reference_length).
         by_reference = self.config.progress_denominator == "reference_length"
         resolved: dict[str, tuple[Path, Path, str, int | None]] = {}
+        # A file the pre-flight saw but that is gone now (deleted or unmounted mid-run) is an infrastructure
+        # fault, not a bad plan: that sample's completions score None naming the file (the max_none_steps
+        # guard stops a run where it lasts), and the other samples of the batch are scored as usual.
+        missing: dict[str, str] = {}
         for i, completion in enumerate(completions):
             sample = by_id.get(completion.sample_id)
             if sample is None:
                 raise ValueError(f"no sample with sample_id {completion.sample_id!r} for completion {i}")
-            if completion.sample_id not in resolved:
+            if completion.sample_id not in resolved and completion.sample_id not in missing:
                 meta = sample["meta"]
-                domain_file = resolve_data_path(self.data_root, meta["domain_file"], "domain_file")
-                problem = resolve_data_path(self.data_root, meta["problem_file"], "problem_file")
-                resolved[completion.sample_id] = (
-                    domain_file,
-                    problem,
-                    sample_domain(sample),
-                    reference_length(meta, self.data_root, problem) if by_reference else None,
-                )
-            domain_path, problem_path, domain, reference = resolved[completion.sample_id]
+                try:
+                    domain_file = resolve_data_path(self.data_root, meta["domain_file"], "domain_file")
+                    problem = resolve_data_path(self.data_root, meta["problem_file"], "problem_file")
+                except FileNotFoundError as exc:
+                    missing[completion.sample_id] = str(exc)
+                    log.error("sample %s: %s; its completions score None", completion.sample_id, exc)
+                else:
+                    resolved[completion.sample_id] = (
+                        domain_file,
+                        problem,
+                        sample_domain(sample),
+                        reference_length(meta, self.data_root, problem) if by_reference else None,
+                    )
             t0 = time.perf_counter()
             extraction = self.extractor.extract(completion.text)
+            if completion.sample_id in missing:
+                scores[i] = Score(reward=None, label=Label.VALIDATOR_ERROR, plan=extraction.plan.to_text(),
+                                  plan_length=len(extraction.plan), sample_id=completion.sample_id,
+                                  domain=sample_domain(sample), error=missing[completion.sample_id],
+                                  latency_ms=(time.perf_counter() - t0) * 1000)
+                continue
+            domain_path, problem_path, domain, reference = resolved[completion.sample_id]
             base = Score(
                 reward=None,
                 label=Label.VALIDATOR_ERROR,

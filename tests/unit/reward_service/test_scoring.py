@@ -179,8 +179,22 @@ def test_bad_samples_fail_early_with_the_path(tmp_path: Path) -> None:
     escaping = sample("ferry", problem_file="../../etc/passwd")
     with pytest.raises(ValueError, match="meta.problem_file '../../etc/passwd' escapes the data root"):
         scorer.score([Completion("ferry:1", "(a)")], [escaping])
-    with pytest.raises(FileNotFoundError, match="meta.domain_file 'ferry/nope.pddl' not found"):
-        scorer.score([Completion("ferry:1", "(a)")], [sample("ferry", domain_file="ferry/nope.pddl")])
+
+
+def test_a_file_gone_since_the_preflight_scores_none_naming_it_and_the_rest_is_scored() -> None:
+    """A missing file used to escape pool.score and end the run (issue 19 item 2)."""
+    scorer = RewardScorer(RewardConfig(validator="native"), FIXTURES)
+    gone = {**sample("ferry", domain_file="ferry/nope.pddl"), "sample_id": "ferry:gone"}
+    fine = sample("ferry")
+    plan = "(board car1 loc1)"
+    scores = scorer.score([Completion("ferry:gone", plan), Completion(fine["sample_id"], plan),
+                           Completion("ferry:gone", "no plan here")], [gone, fine])
+    assert [s.sample_id for s in scores] == ["ferry:gone", fine["sample_id"], "ferry:gone"]
+    for missing in (scores[0], scores[2]):
+        assert missing.reward is None and missing.label is Label.VALIDATOR_ERROR
+        assert "meta.domain_file 'ferry/nope.pddl' not found under data root" in missing.error
+        assert missing.validator != "extract"  # counts toward reward.max_none_steps
+    assert scores[1].reward is not None
 
 
 def test_score_round_trips_to_json_ready_dict() -> None:
