@@ -93,7 +93,7 @@ def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
 
     from learner.sft import load_sft_records, run_sft
 
-    records = load_sft_records(data_root, cfg.sampler.domains)
+    records = load_sft_records(data_root, cfg.sampler.domains, skip_bad=cfg.sampler.on_bad_record == "skip")
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(str(path))
     metrics = run_sft(

@@ -174,7 +174,8 @@ def _write_prompt_lengths(cfg: RunConfig, run_dir: Path, model_path: str, data_r
 
     limits = [n for n in (cfg.rollout.max_prompt_tokens, cfg.learner.max_prompt_length) if n]
     try:
-        write_prompt_lengths(run_dir, model_path, data_root, cfg.sampler.domains, min(limits) if limits else None)
+        write_prompt_lengths(run_dir, model_path, data_root, cfg.sampler.domains, min(limits) if limits else None,
+                             skip_bad=cfg.sampler.on_bad_record == "skip")
     except OSError as exc:  # e.g. a hub model the driver's node cannot download
         log.warning("prompt_lengths.txt not written: %s", exc)
 

@@ -45,7 +45,7 @@ def length_stats(split: str, domain: str, lengths: list[int], limit: int | None)
                        _percentile(values, 0.95), values[-1], sum(v > limit for v in values) if limit else 0)
 
 
-def _prompts(path: Path, max_per_domain: int) -> list[str]:
+def _prompts(path: Path, max_per_domain: int, skip_bad: bool = False) -> list[str]:
     out: list[str] = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -56,12 +56,14 @@ def _prompts(path: Path, max_per_domain: int) -> list[str]:
             try:
                 out.append(json.loads(line)["prompt"])
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                if skip_bad:  # sampler.on_bad_record: skip; the pre-flight reported the line
+                    continue
                 raise ValueError(f"{path}:{lineno}: not a record with a 'prompt' ({exc})") from exc
     return out
 
 
 def measure(tokenizer: Any, data_root: Path, domains: list[str] | None, *, limit: int | None,
-            use_chat_template: bool = True, max_per_domain: int = 2000) -> list[LengthStats]:
+            use_chat_template: bool = True, max_per_domain: int = 2000, skip_bad: bool = False) -> list[LengthStats]:
     """Stats per (split, domain) for the train files of `data_root` and its test/ split."""
     from actors.engines.base import encode_prompt
 
@@ -71,7 +73,7 @@ def measure(tokenizer: Any, data_root: Path, domains: list[str] | None, *, limit
             if domains and path.stem not in domains:
                 continue
             lengths = [len(encode_prompt(tokenizer, p, use_chat_template=use_chat_template, max_prompt_tokens=None))
-                       for p in _prompts(path, max_per_domain)]
+                       for p in _prompts(path, max_per_domain, skip_bad)]
             if lengths:
                 stats.append(length_stats(split, path.stem, lengths, limit))
     return stats
@@ -86,12 +88,12 @@ def format_table(stats: list[LengthStats], limit: int | None) -> str:
 
 
 def write_prompt_lengths(run_dir: Path, model_path: str, data_root: Path, domains: list[str] | None,
-                         limit: int | None, max_per_domain: int = 2000) -> list[LengthStats]:
+                         limit: int | None, max_per_domain: int = 2000, skip_bad: bool = False) -> list[LengthStats]:
     """Measure with the run's tokenizer, write `run_dir/prompt_lengths.txt`, warn about over-long prompts."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    stats = measure(tokenizer, data_root, domains, limit=limit, max_per_domain=max_per_domain)
+    stats = measure(tokenizer, data_root, domains, limit=limit, max_per_domain=max_per_domain, skip_bad=skip_bad)
     (run_dir / "prompt_lengths.txt").write_text(format_table(stats, limit))
     over = [s for s in stats if s.over_limit]
     for s in over:

@@ -159,9 +159,11 @@ def run_sft(
     )
 
 
-def load_sft_records(data_root: str | Path, domains: Sequence[str] | None = None) -> list[dict]:
+def load_sft_records(data_root: str | Path, domains: Sequence[str] | None = None, skip_bad: bool = False) -> list[dict]:
     """Records with a `response` (gold plan) from `<data_root>/<domain>.jsonl`; records without one, or whose
-    `class_label` (the response's label) is not success_plans, are skipped."""
+    `class_label` (the response's label) is not success_plans, are skipped. A malformed line is an error
+    with file:line, or skipped with `skip_bad` (a run with sampler.on_bad_record: skip, whose pre-flight
+    already reported it)."""
     root = Path(data_root)
     files = [root / f"{d}.jsonl" for d in domains] if domains else sorted(root.glob("*.jsonl"))
     if not files:
@@ -176,8 +178,12 @@ def load_sft_records(data_root: str | Path, domains: Sequence[str] | None = None
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as err:
+                if skip_bad:
+                    continue
                 raise ValueError(f"{path}:{lineno}: malformed JSON: {err.msg}") from err
             if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
+                if skip_bad:
+                    continue
                 raise ValueError(f"{path}:{lineno}: a record needs a string 'prompt'")
             # class_label is the label of the gold plan in `response`: only a successful one is imitated
             if (isinstance(rec.get("response"), str) and rec["response"].strip()
