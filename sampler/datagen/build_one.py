@@ -21,6 +21,7 @@ class Job:
     mix_ratio: float
     node_limit: int
     prompt_style: str
+    max_plan_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def domain_text(domain: str, prompt_style: str) -> str:
 def build_one(job: Job) -> Built:
     """Generate, plan, rename if symbolized, render the prompt (VAL comes later, in `check_built`)."""
     gen = get_generator(job.domain)
-    gp = make_problem(job.domain, job.params, job.seed, job.constraints, job.mix_ratio, job.node_limit)
+    gp = make_problem(job.domain, job.params, job.seed, job.constraints, job.mix_ratio, job.node_limit,
+                      job.max_plan_length)
     rename: dict[str, str] = {}
     if job.prompt_style == "symbolized":
         rename = problem_renaming(gp.task, domain_renaming(gen.domain, DOMAIN_NAMES.index(job.domain)), job.seed)

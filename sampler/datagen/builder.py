@@ -16,7 +16,16 @@ from sampler.datagen.domains import DOMAIN_NAMES, get_generator
 from sampler.datagen.generate import CONSTRAINT_MODES
 from sampler.datagen.planner import DEFAULT_NODE_LIMIT
 from sampler.datagen.prompts import PROMPT_STYLES
-from sampler.datagen.sizes import Ranges, parse_sizes, setting_label, settings_for
+from sampler.datagen.sizes import (
+    Ranges,
+    Tier,
+    parse_sizes,
+    plan_cap,
+    setting_label,
+    settings_for,
+    tier_counts,
+    tiers_for,
+)
 
 SEED_STRIDE = 1_000_000  # problem seeds of build seed S are S*SEED_STRIDE + candidate index
 CANDIDATE_FACTOR = 20  # give up after this many candidates per wanted problem (too few distinct problems)
@@ -59,16 +68,20 @@ def _candidates(domain: str, settings: list[dict[str, int]], seed: int, start: i
     return [Job(domain, settings[k % len(settings)], seed * SEED_STRIDE + k, **kw) for k in range(start, start + count)]
 
 
-def _collect(domain, settings, n, seed, pool, job_kw) -> tuple[list[Built], int, int]:
-    """The first `n` distinct problems in candidate order (so the result does not depend on `workers`)."""
+def _collect(domain, settings, n, seed, pool, job_kw, start=0, keys=None) -> tuple[list[Built], int, int]:
+    """The first `n` distinct problems in candidate order from `start` (so the result does not depend on `workers`).
+
+    `keys` holds the contents already taken (earlier tiers of the domain); returns (problems, the next
+    candidate index, duplicates skipped).
+    """
     accepted: list[Built] = []
-    keys: set[str] = set()
-    k = dups = 0
-    limit = CANDIDATE_FACTOR * n + 100
+    keys = set() if keys is None else keys
+    k, dups = start, 0
+    limit = start + CANDIDATE_FACTOR * n + 100
     while len(accepted) < n:
         if k >= limit:
             raise RuntimeError(
-                f"{domain}: only {len(accepted)} distinct problems in {k} candidates for sizes "
+                f"{domain}: only {len(accepted)} distinct problems in {k - start} candidates for sizes "
                 f"{[setting_label(s) for s in settings]}; ask for fewer problems or larger sizes"
             )
         batch = _candidates(domain, settings, seed, k, min(limit - k, n - len(accepted) + 4), **job_kw)
@@ -83,6 +96,19 @@ def _collect(domain, settings, n, seed, pool, job_kw) -> tuple[list[Built], int,
             if len(accepted) == n:
                 break
     return accepted, k, dups
+
+
+def _collect_tiers(domain, tiers, n, seed, pool, job_kw) -> tuple[list[Built], int, int]:
+    """Each tier's share of `n` distinct problems, tier after tier; candidate indices (and seeds) never repeat."""
+    built: list[Built] = []
+    keys: set[str] = set()
+    k = dups = 0
+    for tier, count in zip(tiers, tier_counts(tiers, n), strict=True):
+        if count:
+            got, k, skipped = _collect(domain, settings_for(domain, tier.ranges), count, seed, pool, job_kw, k, keys)
+            built += got
+            dups += skipped
+    return built, k, dups
 
 
 def _record(b: Built, split: str, prompt_style: str) -> dict:
@@ -131,7 +157,8 @@ def _write_domain(out: Path, domain: str, built: list[Built], test_idx: set[int]
     (out / "test" / f"{domain}.jsonl").write_text("".join(lines["test"]))
 
 
-def _domain_meta(built, test_idx, settings, ranges, candidates, dups) -> dict:
+def _domain_meta(built, test_idx, tiers: tuple[Tier, ...], ranges, cap, candidates, dups) -> dict:
+    settings = [s for t in tiers for s in settings_for(built[0].domain, t.ranges)]
     per_setting = {setting_label(s): {"train": 0, "test": 0} for s in settings}
     for i, b in enumerate(built):
         per_setting[setting_label(b.params)]["test" if i in test_idx else "train"] += 1
@@ -140,6 +167,9 @@ def _domain_meta(built, test_idx, settings, ranges, candidates, dups) -> dict:
         "train": len(built) - len(test_idx),
         "test": len(test_idx),
         "sizes": {k: list(v) for k, v in ranges.items()},
+        "tiers": [{"share": t.share, "sizes": {k: list(v) for k, v in t.ranges.items()}, "problems": c}
+                  for t, c in zip(tiers, tier_counts(tiers, len(built)), strict=True)],
+        "max_plan_length": cap,
         "per_setting": per_setting,
         "constraint_families": dict(sorted(Counter(f for b in built for f in b.families).items())),
         "constrained_problems": sum(1 for b in built if b.families),
@@ -171,7 +201,10 @@ def build_dataset(
     """
     names = _check_args(domains, per_domain, prompt_style, constraints, mix_ratio, test_fraction, seed, workers)
     spec = parse_sizes(sizes, names)
-    settings = {d: settings_for(d, spec[d]) for d in names}
+    tiers = {d: tiers_for(sizes, d, spec[d]) for d in names}
+    for d in names:
+        for tier in tiers[d]:
+            settings_for(d, tier.ranges)  # every tier's sizes checked before any work
     n_test = held_out_count(per_domain, test_fraction)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,14 +218,15 @@ def build_dataset(
     try:
         for d in names:
             bar.set_postfix_str(f"{d}: planning")
-            built, cands, dups = _collect(d, settings[d], per_domain, seed, pool, job_kw)
+            kw = dict(job_kw, max_plan_length=plan_cap(sizes, d))
+            built, cands, dups = _collect_tiers(d, tiers[d], per_domain, seed, pool, kw)
             bar.set_postfix_str(f"{d}: VAL")
             # only accepted problems are checked: duplicates never cost a VAL call
             for _ in pool.imap(check_built, built, chunksize=4) if pool else map(check_built, built):
                 bar.update(1)
             test_idx = set(random.Random(f"split|{d}|{seed}").sample(range(per_domain), n_test))
             _write_domain(out, d, built, test_idx, prompt_style)
-            meta_domains[d] = _domain_meta(built, test_idx, settings[d], spec[d], cands, dups)
+            meta_domains[d] = _domain_meta(built, test_idx, tiers[d], spec[d], plan_cap(sizes, d), cands, dups)
     finally:
         bar.close()
         if pool is not None:

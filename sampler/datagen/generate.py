@@ -43,10 +43,16 @@ def make_problem(
     constraints: str = "mix",
     mix_ratio: float = 0.5,
     node_limit: int = DEFAULT_NODE_LIMIT,
+    max_plan_length: int | None = None,
 ) -> GeneratedProblem:
-    """Deterministic in (domain, params, seed, constraints, mix_ratio): the file name identifies the problem."""
+    """Deterministic in (domain, params, seed, constraints, mix_ratio, max_plan_length): the name identifies it.
+
+    With `max_plan_length`, a sample whose reference plan is longer is resampled like an unsolvable one.
+    """
     if constraints not in CONSTRAINT_MODES:
         raise ValueError(f"constraints must be one of {CONSTRAINT_MODES}, got {constraints!r}")
+    if max_plan_length is not None and max_plan_length < 1:
+        raise ValueError(f"max_plan_length must be >= 1 action or None, got {max_plan_length}")
     gen = get_generator(domain)
     gen.check_params(params)
     # str seeds hash the same in every process (random.seed uses sha512 for str)
@@ -57,9 +63,10 @@ def make_problem(
         task = gen.sample(rng, params, constrained)
         task = Task(task.domain, name, task.objects, task.init, task.goal, task.constraints)
         result = plan(task, node_limit=node_limit)
-        if result.solved and result.plan:
+        if result.solved and result.plan and (max_plan_length is None or len(result.plan) <= max_plan_length):
             return GeneratedProblem(domain, name, dict(params), seed, task, result.plan, result.optimal, attempt)
     raise UnsolvableSizesError(
         f"{domain}: no solvable problem with sizes {dict(params)} (seed {seed}) in {MAX_ATTEMPTS} samples; "
-        "the sizes are too large for the planner's node limit or too tight for the constraints"
+        "the sizes are too large for the planner's node limit, too tight for the constraints"
+        + (f" or for plans of at most {max_plan_length} actions" if max_plan_length is not None else "")
     )
