@@ -11,6 +11,14 @@ subprocess timeout, a per-plan SIGALRM deadline inside the actor (reward_service
 and a watchdog here that kills a worker whose chunk is overdue (a validator hung in C code).
 A chunk that keeps killing workers is split into single plans; a single plan that does it again
 gets reward None (validator_error), so one poisonous plan never stalls training.
+
+Node loss (docs/cluster.md "Scale the reward workers"): chunks go only to workers Ray has placed on a node
+(up, or with their constructor running), so a replacement that waits for a node never holds work. A worker
+lost with its node re-queues its chunk without counting a try against it (the plans did not kill it); the
+pool runs on the workers left, and the replacement, an actor Ray places once a node with the resources
+joins, brings it back to `num_workers`. A slot whose worker fails to start `MAX_START_FAILURES` times in a
+row is left empty (logged) until the next `resize()`; each change of the number of workers up is logged
+and shown in `stats().workers_up`.
 """
 
 from __future__ import annotations
@@ -25,13 +33,15 @@ from typing import Any
 
 import ray
 
-from actors.scheduling import ActorsNotPlacedError, resources_now, shortfall
+from actors.scheduling import ActorsNotPlacedError, actor_placed, actor_row, node_alive, resources_now, shortfall
 from reward_service.config import RewardConfig
 from reward_service.result import Completion, Label, Validator
 from reward_service.scoring import RewardScorer, Score, sample_domain
 
 log = logging.getLogger(__name__)
 _LATENCY_WINDOW = 20_000  # latencies kept for p50/p99 (plans)
+MAX_START_FAILURES = 3  # consecutive failed starts of one slot before it is left empty (tries)
+_PLACED_CHECK_S = 0.25  # how often the actor table is asked whether a starting worker has a node (s)
 
 
 @ray.remote(max_restarts=0)
@@ -47,15 +57,16 @@ class RewardActor:
     def score_chunk(self, completions: list[Completion], samples: list[dict[str, Any]]) -> list[Score]:
         return self.scorer.score(completions, samples)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str:
+        """The id (hex) of the node this worker runs on: the pool tells a lost node from a crash with it."""
+        return ray.get_runtime_context().get_node_id()
 
 
 @dataclass(frozen=True)
 class PoolStats:
     """Counters of a RewardPool since it was created."""
 
-    workers: int
+    workers: int  # the pool's size: workers up plus those starting or waiting for a node
     plans_scored: int
     latency_p50_ms: float
     latency_p99_ms: float
@@ -65,6 +76,11 @@ class PoolStats:
     requeued_chunks: int
     labels_by_domain: dict[str, dict[str, int]] = field(default_factory=dict)
     plans_by_worker: dict[str, int] = field(default_factory=dict)
+    workers_up: int = 0  # started and taking chunks
+    workers_waiting: int = 0  # starting, or waiting for Ray to place them (a node with the resources)
+    lost_with_node: int = 0  # workers whose node died (also counted in restarts)
+    failed_starts: int = 0  # workers that died before they were up
+    size_changes: int = 0  # times workers_up changed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,9 +93,12 @@ class _Worker:
     handle: Any  # ray ActorHandle
     ready_ref: Any  # its ready() call: the watchdog does not count a worker's start-up time
     spawned_at: float = field(default_factory=time.monotonic)
-    up_at: float | None = None  # monotonic time its start-up was seen finished
+    up_at: float | None = None  # monotonic time its start-up was seen finished; only then it gets chunks
+    node_id: str | None = None  # where it runs, from its ready()
+    placed: bool = False  # Ray gave it a node (its start-up may still run): it may be sent chunks
+    placed_checked_at: float = 0.0
     retiring: bool = False
-    stuck: bool = False  # not started within start_timeout_s (Ray cannot place it): gets no chunks
+    stuck: bool = False  # not started within start_timeout_s (Ray cannot place it): warned once
 
 
 @dataclass
@@ -144,6 +163,10 @@ class RewardPool:
         self._labels: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self._by_worker: collections.Counter = collections.Counter()
         self._counts = collections.Counter()
+        self._start_failures: collections.Counter = collections.Counter()  # slot -> failed starts in a row
+        self._given_up: dict[int, str] = {}  # slot -> why it is left empty (until the next resize)
+        self._last_up = 0
+        self._was_full = False  # start-up growth is logged once, when the pool is first full
         with self._lock:
             self._apply_size(busy=set())
 
@@ -173,11 +196,14 @@ class RewardPool:
             raise ValueError(f"a reward pool needs at least 1 worker, got {n}")
         with self._lock:
             self._target = n
+            self._given_up.clear()  # slots that failed to start get a new try
+            self._start_failures.clear()
             if not self._counts["scoring"]:
                 self._apply_size(busy=set())
 
     def stats(self) -> PoolStats:
         with self._lock:
+            up, waiting = self._refresh()
             latencies = list(self._latencies)
             return PoolStats(
                 workers=len([w for w in self._workers.values() if not w.retiring]),
@@ -190,6 +216,11 @@ class RewardPool:
                 requeued_chunks=self._counts["requeued"],
                 labels_by_domain={d: dict(c) for d, c in self._labels.items()},
                 plans_by_worker=dict(self._by_worker),
+                workers_up=len(up),
+                workers_waiting=len(waiting),
+                lost_with_node=self._counts["lost_with_node"],
+                failed_starts=self._counts["failed_starts"],
+                size_changes=self._counts["size_changes"],
             )
 
     def shutdown(self) -> None:
@@ -222,8 +253,9 @@ class RewardPool:
                 with self._lock:
                     busy = {w.slot for w, _, _ in inflight.values()}
                     self._apply_size(busy=busy)
-                    idle = [w for w in self._workers.values()
-                            if not w.retiring and w.slot not in busy and not (w.stuck and not self._is_up(w))]
+                    up, waiting = self._refresh()
+                    idle = [w for w in up + [w for w in waiting if self._placed(w)] if w.slot not in busy]
+                    starting = [w.ready_ref for w in waiting]
                 for worker in idle:
                     if not pending:
                         break
@@ -232,19 +264,20 @@ class RewardPool:
                     needed = list({c.sample_id: by_id[c.sample_id] for c in batch}.values())
                     ref = worker.handle.score_chunk.remote(batch, needed)
                     inflight[ref] = (worker, chunk, time.monotonic())
-                if not inflight:
-                    continue
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)
-                if ready:
-                    ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0)
+                # Wake on a finished chunk or on a worker whose start-up finished (it can take work now).
+                refs = list(inflight) + starting
+                if refs:
+                    ray.wait(refs, num_returns=1, timeout=self.poll_s)
+                else:  # no worker at all: slots given up or retiring; the check below decides
+                    time.sleep(self.poll_s)
+                ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0) if inflight else ([], [])
                 for ref in ready:
                     worker, chunk, _ = inflight.pop(ref)
                     self._collect(ref, worker, chunk, completions, by_id, results, pending)
                 self._watchdog(inflight, completions, by_id, results, pending)
-                with self._lock:
-                    active = [w for w in self._workers.values() if not w.retiring]
-                    if active and all(w.stuck and not self._is_up(w) for w in active):
-                        raise ActorsNotPlacedError(self._not_started(active, self.start_timeout_s))
+                if pending and not inflight:
+                    with self._lock:
+                        self._fail_if_none_can_start()
         finally:
             with self._lock:
                 self._counts["scoring"] -= 1
@@ -268,6 +301,8 @@ class RewardPool:
     def _apply_size(self, busy: set[int]) -> None:
         active = sorted(s for s, w in self._workers.items() if not w.retiring)
         for slot in range(self._target):  # grow: fill the lowest free slots
+            if slot in self._given_up:
+                continue
             if slot not in self._workers:
                 self._workers[slot] = self._spawn(slot)
             elif self._workers[slot].retiring:
@@ -319,6 +354,21 @@ class RewardPool:
         try:
             scores = ray.get(ref)
         except ray.exceptions.RayActorError as exc:  # the worker process is gone: restart, re-queue
+            if worker.up_at is None:  # it died starting: not the plans' fault
+                self._start_failed(worker, exc)
+                with self._lock:
+                    self._counts["requeued"] += 1
+                pending.appendleft(chunk)
+                return
+            if worker.node_id is not None and node_alive(worker.node_id) is False:
+                # Its node died (spot preemption, a node removed): not the plans' fault, so no try counted.
+                with self._lock:
+                    self._counts["lost_with_node"] += 1
+                    self._counts["requeued"] += 1
+                self._restart(worker, f"was lost with its node {worker.node_id[:12]} "
+                              f"({len(chunk.indices)} plans re-queued)")
+                pending.appendleft(chunk)
+                return
             self._restart(worker, f"died ({type(exc).__name__})")
             self._requeue(chunk, False, completions, by_id, results, pending)
             return
@@ -329,11 +379,90 @@ class RewardPool:
         self._record(chunk.indices, scores, worker.name, results)
 
     def _is_up(self, worker: _Worker) -> bool:
-        """Whether the worker's start-up has finished (its ready() answered)."""
+        """Whether the worker's start-up has finished (its ready() answered); a failed start respawns it."""
         if worker.up_at is None and ray.wait([worker.ready_ref], timeout=0)[0]:
+            try:
+                worker.node_id = ray.get(worker.ready_ref)
+            except ray.exceptions.RayError as exc:  # its constructor raised, or it died (with its node) starting
+                self._start_failed(worker, exc)
+                return False
             worker.up_at = time.monotonic()
             worker.stuck = False
+            self._start_failures[worker.slot] = 0
         return worker.up_at is not None
+
+    def _placed(self, worker: _Worker) -> bool:
+        """Whether a worker not up yet has a node: a call queued on it starts when its constructor ends."""
+        now = time.monotonic()
+        if not worker.placed and not worker.stuck and now - worker.placed_checked_at >= _PLACED_CHECK_S:
+            worker.placed_checked_at = now
+            worker.placed = actor_placed(worker.handle._actor_id.hex()) is True
+        return worker.placed and not worker.stuck
+
+    def _start_failed(self, worker: _Worker, exc: Exception) -> None:
+        """Respawn a slot whose worker died before it was up, at most MAX_START_FAILURES times in a row."""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = f"{type(exc).__name__}: {lines[-1] if lines else '?'}"
+        with self._lock:
+            ray.kill(worker.handle, no_restart=True)
+            if self._workers.get(worker.slot) is not worker:
+                return
+            del self._workers[worker.slot]
+            self._counts["failed_starts"] += 1
+            if worker.retiring:
+                return
+            row = actor_row(worker.handle._actor_id.hex()) or {}
+            node = (row.get("Address") or {}).get("NodeID")
+            if node and node_alive(node) is False:  # the node it started on (or waited at) died: no try counted
+                self._counts["lost_with_node"] += 1
+                self._generation[worker.slot] += 1
+                log.warning("reward worker %s was lost with its node %s while starting; starting it again",
+                            worker.name, node[:12])
+                self._workers[worker.slot] = self._spawn(worker.slot)
+                return
+            self._start_failures[worker.slot] += 1
+            tries = self._start_failures[worker.slot]
+            if tries >= MAX_START_FAILURES:
+                self._given_up[worker.slot] = f"{worker.name} failed to start {tries} times in a row, last: {why}"
+                log.error("reward pool: slot %d left empty until the next resize(): %s",
+                          worker.slot, self._given_up[worker.slot])
+                return
+            self._generation[worker.slot] += 1
+            log.warning("reward worker %s failed to start (%d of %d tries): %s; starting it again",
+                        worker.name, tries, MAX_START_FAILURES, why)
+            self._workers[worker.slot] = self._spawn(worker.slot)
+
+    def _refresh(self) -> tuple[list[_Worker], list[_Worker]]:
+        """The active workers that are up and those still starting; logs a change in the number up."""
+        now = time.monotonic()
+        for worker in list(self._workers.values()):
+            if not worker.retiring and not self._is_up(worker) and not worker.stuck \
+                    and now - worker.spawned_at > self.start_timeout_s:
+                worker.stuck = True
+                log.warning("%s", self._not_started([worker], self.start_timeout_s))
+        active = [w for w in self._workers.values() if not w.retiring]
+        up = [w for w in active if w.up_at is not None]
+        waiting = [w for w in active if w.up_at is None]
+        if len(up) != self._last_up:
+            grew, self._last_up = len(up) > self._last_up, len(up)
+            self._counts["size_changes"] += 1
+            full = len(up) == self._target
+            if not grew or full or self._was_full:  # start-up growth: one line, when full
+                names = ", ".join(w.name for w in waiting[:5]) + (", ..." if len(waiting) > 5 else "")
+                log.log(logging.INFO if grew else logging.WARNING, "reward pool: %d of %d workers up%s",
+                        len(up), self._target, f"; waiting for a node: {names}" if waiting else "")
+            self._was_full = self._was_full or full
+        return up, waiting
+
+    def _fail_if_none_can_start(self) -> None:
+        """Raise when no worker is up and none can come up before its deadline (chunks would wait forever)."""
+        active = [w for w in self._workers.values() if not w.retiring]
+        if any(w.up_at is not None for w in active):
+            return
+        if not active and self._given_up:
+            raise RuntimeError("reward pool has no worker left: " + "; ".join(self._given_up.values()))
+        if active and all(w.stuck for w in active):
+            raise ActorsNotPlacedError(self._not_started(active, self.start_timeout_s))
 
     def _not_started(self, workers: list[_Worker], waited_s: float) -> str:
         need = {"CPU": self.config.cpus_per_worker}
@@ -353,15 +482,12 @@ class RewardPool:
     def _watchdog(self, inflight, completions, by_id, results, pending) -> None:
         now = time.monotonic()
         for ref, (worker, chunk, started) in list(inflight.items()):
-            if worker.up_at is None:
-                if not self._is_up(worker):
-                    if now - worker.spawned_at > self.start_timeout_s:  # Ray cannot place it: take the chunk back
-                        del inflight[ref]
-                        pending.appendleft(chunk)
-                        if not worker.stuck:
-                            log.warning("%s", self._not_started([worker], self.start_timeout_s))
-                        worker.stuck = True
-                    continue  # still starting (process, imports): not the chunk's fault
+            if not self._is_up(worker):  # placed, still starting (process, imports): not the chunk's fault
+                if now - worker.spawned_at > self.start_timeout_s:  # a start-up that hangs: take the chunk back
+                    del inflight[ref]
+                    pending.appendleft(chunk)
+                    worker.stuck = True
+                continue
             limit = self.config.timeout_s * len(chunk.indices) + self.watchdog_grace_s
             if now - max(started, worker.up_at) > limit:
                 del inflight[ref]

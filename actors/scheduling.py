@@ -36,9 +36,51 @@ def pending_actors() -> dict[str, str] | None:
         return None
     out = {}
     for actor in table.values():
-        if actor.get("JobID") == job and actor.get("State") in ("PENDING_CREATION", "DEPENDENCIES_UNREADY"):
+        if actor.get("JobID") == job and waits_for_resources(actor):
             out[actor.get("Name") or actor.get("ActorClassName", "?")] = actor["State"]
     return out
+
+
+def waits_for_resources(actor: Mapping) -> bool:
+    """Whether a row of Ray's actor table is an actor that no worker process runs yet (no node took it).
+
+    Ray reports PENDING_CREATION both before placement and while the constructor runs; only a placed actor has
+    a process id. (Its address is no sign: on a multi-node cluster a lease queued at a raylet has one.)
+    """
+    state = actor.get("State")
+    if state == "DEPENDENCIES_UNREADY":
+        return True
+    return state == "PENDING_CREATION" and not actor.get("Pid")
+
+
+def actor_row(actor_id: str) -> Mapping | None:
+    """The GCS actor-table row of actor `actor_id` (hex): State, Pid, Address.NodeID...; None where Ray cannot tell."""
+    try:
+        from ray._private import state
+
+        row = state.actors(actor_id=actor_id)
+    except Exception:  # a private API, as in pending_actors
+        log.debug("cannot read Ray's actor table", exc_info=True)
+        return None
+    return row or None
+
+
+def actor_placed(actor_id: str) -> bool | None:
+    """Whether a worker process runs actor `actor_id` (hex), its constructor maybe still; None: Ray cannot tell."""
+    row = actor_row(actor_id)
+    if row is None:
+        return None
+    return row.get("State") != "DEAD" and not waits_for_resources(row)
+
+
+def node_alive(node_id: str) -> bool | None:
+    """Whether Ray's GCS holds node `node_id` (hex) alive; None where it does not know that node."""
+    import ray
+
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return bool(node.get("Alive"))
+    return None
 
 
 def shortfall(need: Mapping[str, float], total: Mapping[str, float], free: Mapping[str, float]) -> list[str]:
