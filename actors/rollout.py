@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,18 @@ class PendingRollout:
         for chunk in self._chunks:
             out.extend(self._group._get_with_recovery(chunk, self._g, self._version, self._temperature))
         return out
+
+    def stream(self) -> Iterator[tuple[int, int, list[Completion]]]:
+        """(start, prompts, completions) of each actor's chunk as it finishes, first finished first: `start` is
+        the index of the chunk's first prompt, `prompts` their count. Every chunk comes once; a chunk whose
+        actor died is redone (with the same recovery as `result`) when its turn comes. For scoring a chunk
+        while the other actors still generate."""
+        left = {chunk.ref: chunk for chunk in self._chunks}
+        while left:
+            ready, _ = ray.wait(list(left), num_returns=1)
+            chunk = left.pop(ready[0])
+            completions = self._group._get_with_recovery(chunk, self._g, self._version, self._temperature)
+            yield chunk.start, len(chunk.prompts), completions
 
 
 class RolloutGroup:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,32 @@ from learner.train_step import NonFiniteTrainingError, samples_from_completions
 from reward_service.debug_log import RewardDebugLog, truncate_debug_log
 
 log = logging.getLogger("pddl_grpo.loop")
+
+
+def score_as_generated(rollout: Any, score: Callable[[list, list], list], samples: list[dict]):
+    """Score each chunk of a pending rollout (actors.rollout.PendingRollout.stream) as it arrives.
+
+    Returns (completions, scores, wait_s, score_s): completions and their scores in prompt order whatever
+    order the chunks finished in, each chunk scored exactly once by `score(completions, samples)`;
+    wait_s is the time spent waiting for chunks, score_s the time spent in `score`.
+    """
+    parts: dict[int, tuple[list, list]] = {}
+    waited = scored = 0.0
+    chunks = rollout.stream()
+    while True:
+        t = time.monotonic()
+        item = next(chunks, None)
+        waited += time.monotonic() - t
+        if item is None:
+            break
+        start, _, completions = item
+        if start in parts:
+            raise RuntimeError(f"rollout chunk at prompt {start} arrived twice")
+        t = time.monotonic()
+        parts[start] = (completions, score(completions, samples))
+        scored += time.monotonic() - t
+    order = sorted(parts)
+    return [c for k in order for c in parts[k][0]], [s for k in order for s in parts[k][1]], waited, scored
 
 
 class StepLoop:
@@ -129,14 +156,12 @@ class StepLoop:
                 batch, served = ray.get(self.sampler.serve.remote(step))
                 rollout = self._submit(batch)
             times["sample"] = time.monotonic() - t
-            t = time.monotonic()
-            completions = rollout.result()
-            times["rollout"] = time.monotonic() - t
+            completions, scores = self._rollout_scored(rollout, batch, times)
             pending = None
             if cfg.mode == "async" and step + 1 < cfg.max_steps:
                 nxt, nxt_served = ray.get(self.sampler.serve.remote(step + 1))
                 pending = (step + 1, nxt, nxt_served, self._submit(nxt))
-            record = self._learn(step, batch, completions, times, served)
+            record = self._learn(step, batch, completions, scores, times, served)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/wall']:.1f}")
             if cfg.eval.eval_steps and self.eval_samples and (step + 1) % cfg.eval.eval_steps == 0:
@@ -149,8 +174,17 @@ class StepLoop:
         ids = [s["sample_id"] for s in batch]
         return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations)
 
-    def _score(self, step: int, batch: list[dict], completions: list, times: dict[str, float]):
-        """Rewards and advantages of the step's groups, refilling filtered groups when configured.
+    def _rollout_scored(self, rollout, batch: list[dict], times: dict[str, float]) -> tuple[list, list]:
+        """The step's completions and their scores, each rollout chunk scored as it arrives (streaming): the
+        reward pool works on one actor's chunk while the other actors still generate. Completions and scores
+        come back in prompt order, each scored exactly once; time/rollout is the driver's wait for chunks,
+        time/reward its time in the pool."""
+        samples = [s for s in batch for _ in range(self.cfg.rollout.num_generations)]
+        completions, scores, times["rollout"], times["reward"] = score_as_generated(rollout, self.pool.score, samples)
+        return completions, scores
+
+    def _score(self, step: int, batch: list[dict], completions: list, scores: list, times: dict[str, float]):
+        """Advantages of the step's scored groups, refilling filtered groups when configured.
 
         Returns (samples, completions, scores, first, adv, keep, refill): the first five over every
         group scored (the batch's groups, then the refill rounds'), `first` the advantages of the
@@ -159,9 +193,6 @@ class StepLoop:
         """
         cfg, g = self.cfg, self.cfg.rollout.num_generations
         samples = [s for s in batch for _ in range(g)]
-        t = time.monotonic()
-        scores = self.pool.score(completions, samples)
-        times["reward"] = time.monotonic() - t
         first = group_advantages([s.reward for s in scores], g, cfg.learner.scale_rewards,
                                  cfg.learner.advantage_epsilon)
         refill = {"refill/rounds": 0, "refill/groups": 0, "refill/groups_with_signal": 0}
@@ -189,10 +220,10 @@ class StepLoop:
             keep = [k and adv.group_has_signal[i // g] for i, k in enumerate(keep)]
         return samples, completions, scores, first, adv, keep, refill
 
-    def _learn(self, step: int, batch: list[dict], completions: list, times: dict[str, float],
+    def _learn(self, step: int, batch: list[dict], completions: list, scores: list, times: dict[str, float],
                served: dict[str, float] | None = None) -> dict[str, Any]:
         cfg, g = self.cfg, self.cfg.rollout.num_generations
-        samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, times)
+        samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, scores, times)
         rewards = [s.reward for s in scores]
         self.none_guard.update(step, samples, scores)  # a domain whose validator always fails stops the run
         train = samples_from_completions(completions, adv.advantages, keep, group_size=g)

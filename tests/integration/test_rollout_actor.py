@@ -101,3 +101,45 @@ def test_a_weight_push_does_not_wait_behind_a_running_generate_and_versions_stay
         assert timings["calls"] == 2 and timings["generate_s"] > 0 and timings["load_weights_s"] > 0
     finally:
         group.shutdown()
+
+
+def test_chunks_are_scored_as_they_arrive_in_prompt_order_exactly_once_with_a_slow_actor(cluster, model_path):
+    """Streaming scoring (learner.loop.score_as_generated) with R=2 actors of unequal speed: actor 0 is busy
+    with a long job first, so actor 1's chunk arrives and is scored first; completions and scores still come
+    back in prompt order, each chunk scored once, the same scores as scoring the whole step at once."""
+    from pathlib import Path
+
+    from actors.rollout import RolloutGroup
+    from learner.loop import score_as_generated
+    from reward_service.config import RewardConfig
+    from reward_service.scoring import RewardScorer
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "pddl"
+    config = CONFIG.model_copy(update={"num_generations": 2, "temperature": 1.0, "max_new_tokens": 8})
+    group = RolloutGroup(model_path, config, engine_kwargs=LORA, name_prefix="rollout-stream")
+    try:
+        ray.get([a.version.remote() for a in group.actors])  # both started
+        slow = group.actors[0].generate.remote(PROMPTS * 6, [f"slow:{i}" for i in range(30)], 4)
+        ids = [f"ferry:{i}" for i in range(len(PROMPTS))]
+        samples = [{"sample_id": i, "domain": "ferry",
+                    "meta": {"domain_file": "ferry/domain.pddl", "problem_file": "ferry/p01.pddl"}} for i in ids]
+        expanded = [s for s in samples for _ in range(2)]
+        scorer = RewardScorer(RewardConfig(validator="native"), fixtures)
+        calls: list[list[str]] = []
+
+        def score(completions, pool_samples):
+            calls.append([c.sample_id for c in completions])
+            return scorer.score(completions, pool_samples)
+
+        completions, scores, wait_s, score_s = score_as_generated(group.submit(PROMPTS, ids), score, expanded)
+        ray.get(slow)
+        assert [c.sample_id for c in completions] == [s["sample_id"] for s in expanded]
+        assert [s.sample_id for s in scores] == [c.sample_id for c in completions]
+        first_of_actor_1 = ids[len(PROMPTS) // 2]
+        assert calls[0][0] == first_of_actor_1, calls  # the fast actor's chunk was scored first
+        assert sorted(i for call in calls for i in call) == sorted(c.sample_id for c in completions)  # once each
+        whole = RewardScorer(RewardConfig(validator="native"), fixtures).score(completions, expanded)
+        assert [(s.label, s.reward) for s in scores] == [(s.label, s.reward) for s in whole]
+        assert wait_s > 0 and score_s > 0
+    finally:
+        group.shutdown()
