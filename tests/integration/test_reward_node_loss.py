@@ -261,3 +261,21 @@ def test_an_actor_whose_constructor_runs_is_placed_and_one_without_a_node_is_not
         assert ray.get(slow.ping.remote(), timeout=20)
     finally:
         ray.kill(slow)
+
+
+@pytest.mark.timeout(60)
+def test_no_worker_able_to_start_fails_the_step_with_the_cause(reward_cluster) -> None:
+    from actors.reward import MAX_START_FAILURES, RewardPool
+
+    cluster = reward_cluster(1)
+    bad = next(iter(cluster.worker_nodes)).node_id
+    completions, samples = batch(4)
+    config = RewardConfig(validator="native", num_workers=1, worker_resource="reward_node")
+    factory = sleepy_validator_factory(0.0, fail_on_node=bad)
+    with RewardPool(config, str(FIXTURES), validator_factory=factory, name_prefix="none", start_timeout_s=30.0) as pool:
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=rf"no worker left: none-0-r2 failed to start {MAX_START_FAILURES} "
+                                               r"times in a row, last: .*Validate binary missing on node"):
+            pool.score(completions, samples)
+        assert time.monotonic() - t0 < 30  # bounded tries, not the start deadline
+        assert pool.stats().failed_starts == MAX_START_FAILURES
