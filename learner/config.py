@@ -16,8 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from actors.engines.config import RolloutConfig
 from learner.learner_config import LearnerConfig, data_parallel_ranks
+from learner.rollout_config import RolloutConfig
 from reward_service.config import RewardConfig
 from sampler.config import SamplerConfig
 
@@ -150,7 +150,10 @@ class RunConfig(BaseModel):
     mode: Literal["sync", "async"] = Field(
         "sync", description="sync: on-policy steps; async: rollout of step t+1 overlaps the update of step t."
     )
-    max_staleness: int = Field(1, ge=0, le=1, description="Policy versions a rollout may lag in async mode (steps).")
+    max_staleness: int = Field(
+        1, ge=1, le=8, description="Async mode: rollouts of the next k steps in flight while a step learns, so a "
+        "rollout lags the learner by at most k policy versions (policy_version_lag <= k); 1 = one step ahead. "
+        "Each extra step holds one more batch of completions and drifts further from the policy (steps).")
     filter_zero_std_groups: bool = Field(
         False, description="Leave groups whose rewards are all equal out of the update (their share is logged)."
     )
@@ -221,6 +224,9 @@ class RunConfig(BaseModel):
         if self.max_refill_rounds and not self.filter_zero_std_groups:
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} refills filtered groups, so it needs "
                              "filter_zero_std_groups=true")
+        if self.mode == "sync" and self.max_staleness != 1:
+            raise ValueError(f"max_staleness={self.max_staleness} applies to mode: async only (sync steps are "
+                             "on-policy); set mode: async or leave max_staleness at 1")
         problems = placement_problems(self)
         if problems:
             raise ValueError("; ".join(problems))

@@ -48,7 +48,7 @@ def encode_pair(tokenizer, prompt: str, response: str, max_length: int | None = 
     The prompt is encoded exactly as the rollout engines encode it (`encode_prompt`: through the
     tokenizer's chat template when it has one), so SFT trains the policy on the inputs GRPO samples from.
     """
-    from actors.engines.base import encode_prompt
+    from learner.prompt_encoding import encode_prompt
 
     prompt_ids = encode_prompt(tokenizer, prompt, use_chat_template=True, max_prompt_tokens=None)
     plan_ids = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
-from actors.engines.config import RolloutConfig
+from learner.prompt_encoding import Prompt, encode_prompt
+from learner.rollout_config import RolloutConfig
 from reward_service.result import Completion
 
-Prompt = str | Sequence[int]  # text, or token ids already templated and tokenized
+__all__ = ["Prompt", "encode_prompt"]  # re-exported: they live in learner/prompt_encoding.py (SFT uses them too)
 
 
 class PolicyVersionMismatch(ValueError):
@@ -104,26 +104,3 @@ def check_new_version(current: int, version: int) -> None:
     """Versions only move forward: an older adapter arriving late must not replace a newer one."""
     if version < current:
         raise ValueError(f"policy version {version} is older than the version held ({current})")
-
-
-def encode_prompt(
-    tokenizer: Any, prompt: Prompt, *, use_chat_template: bool, max_prompt_tokens: int | None
-) -> list[int]:
-    """Token ids of one prompt. Text goes through the tokenizer's chat template (as a user turn with
-    the generation prompt) when asked and the tokenizer has one, else through the plain tokenizer;
-    token ids are taken as they are. Over-long prompts keep their end, where the question is."""
-    if isinstance(prompt, str):
-        if use_chat_template and getattr(tokenizer, "chat_template", None):
-            ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):  # transformers 5 returns a BatchEncoding
-                ids = ids["input_ids"]
-        else:
-            ids = tokenizer(prompt).input_ids
-    else:
-        ids = prompt
-    ids = [int(t) for t in ids]
-    if not ids:
-        raise ValueError("empty prompt: a prompt needs at least one token")
-    return ids[-max_prompt_tokens:] if max_prompt_tokens is not None else ids
