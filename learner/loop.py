@@ -1,9 +1,9 @@
 """The GRPO step loop: sample -> rollout -> reward -> advantages -> learn -> weight sync -> observe -> log.
 
 The driver is the only place that knows this order (DESIGN.md "Roles and the step loop"). In async
-mode the rollout of step t+1 is submitted before step t is learned, so generation overlaps the
-update; it then runs on weights one version old (max_staleness 1) and the learner corrects with
-importance weights from the behaviour logprobs.
+mode the rollouts of steps t+1 .. t+k (k = max_staleness) are in flight before step t is learned, so
+generation overlaps the update; the rollout of step t+j runs on weights up to j versions old (at most
+k) and the learner corrects with importance weights from the behaviour logprobs.
 """
 
 from __future__ import annotations
@@ -143,24 +143,26 @@ class StepLoop:
     def run(self) -> None:
         cfg = self.cfg
         steps = range(self.start_step, cfg.max_steps)
-        pending = None  # async: (step, batch, sampler metrics, PendingRollout) of the next step, submitted ahead
+        # async: step -> (batch, sampler metrics, PendingRollout) of the next max_staleness steps, submitted ahead
+        pending: dict[int, tuple[list[dict], dict[str, float], Any]] = {}
+        ahead = cfg.max_staleness if cfg.mode == "async" else 0
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
         self._rollout_timings = self.rollout.timings()
         for step in bar:
             times: dict[str, float] = {}
             t = time.monotonic()
-            if pending is not None and pending[0] == step:
-                _, batch, served, rollout = pending
+            if step in pending:
+                batch, served, rollout = pending.pop(step)
             else:
                 batch, served = ray.get(self.sampler.serve.remote(step))
                 rollout = self._submit(batch)
             times["sample"] = time.monotonic() - t
             completions, scores = self._rollout_scored(rollout, batch, times)
-            pending = None
-            if cfg.mode == "async" and step + 1 < cfg.max_steps:
-                nxt, nxt_served = ray.get(self.sampler.serve.remote(step + 1))
-                pending = (step + 1, nxt, nxt_served, self._submit(nxt))
+            for later in range(step + 1, min(step + ahead, cfg.max_steps - 1) + 1):  # on the current weights
+                if later not in pending:
+                    nxt, nxt_served = ray.get(self.sampler.serve.remote(later))
+                    pending[later] = (nxt, nxt_served, self._submit(nxt))
             record = self._learn(step, batch, completions, scores, times, served)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/wall']:.1f}")
@@ -326,7 +328,7 @@ class StepLoop:
         (folder / f"step-{step}.json").write_text(json.dumps(report, indent=2))
         success = {d: r["success_rate"] for d, r in report["domains"].items()}
         log.info("step %d held-out greedy success: %s", step, {d: round(v, 3) for d, v in success.items()})
-        for line in self.collapse.update(step, success):
+        for line in self.collapse.update_report(step, report):  # success with its n: judged beyond the interval
             log.warning("%s", line)
             if self.metrics._wandb is not None:
                 import wandb

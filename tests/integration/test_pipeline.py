@@ -101,6 +101,17 @@ def test_async_steps_run_one_version_behind(data_root: Path, tmp_path: Path) -> 
         assert {d: r[f"sampler/domain/{d}"] for d in r["batch/domain_counts"]} == r["batch/domain_counts"]
 
 
+def test_async_with_max_staleness_2_keeps_two_rollouts_in_flight_and_lag_within_2(data_root: Path, tmp_path: Path):
+    out = tmp_path / "async2"
+    cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml",
+                      _overrides(data_root, out, mode="async", max_steps=5, max_staleness=2))
+    assert run(cfg) == 0
+    records = _records(out)
+    # step 0 on-policy; steps 1 and 2 were generated on v0 during step 0; step 3 on v1 during step 1, ...
+    assert [r["policy_version_lag"] for r in records] == [0, 1, 2, 2, 2]
+    assert [r["batch/sample_ids"] for r in records] == _expected_batches(cfg.sampler, range(5))
+
+
 def test_filtered_groups_are_refilled_with_problems_of_their_domains(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "refill"
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", _overrides(

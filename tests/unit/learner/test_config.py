@@ -122,3 +122,12 @@ def test_refill_needs_the_filter_and_is_capped() -> None:
         load_config(None, ["filter_zero_std_groups=true", "max_refill_rounds=9"])
     cfg = load_config(None, ["filter_zero_std_groups=true", "max_refill_rounds=2"])
     assert cfg.max_refill_rounds == 2
+
+
+def test_max_staleness_is_async_only_and_bounded() -> None:
+    assert load_config(ROOT / "configs" / "tiny_cpu.yaml", ["mode=async", "max_staleness=3"]).max_staleness == 3
+    with pytest.raises(ValueError, match="max_staleness=2 applies to mode: async only"):
+        load_config(ROOT / "configs" / "tiny_cpu.yaml", ["mode=sync", "max_staleness=2"])
+    for bad in ("0", "9"):
+        with pytest.raises(ValueError, match="max_staleness"):
+            load_config(ROOT / "configs" / "tiny_cpu.yaml", ["mode=async", f"max_staleness={bad}"])
