@@ -354,7 +354,7 @@ class RewardPool:
         try:
             scores = ray.get(ref)
         except ray.exceptions.RayActorError as exc:  # the worker process is gone: restart, re-queue
-            if worker.up_at is None:  # it died starting: not the plans' fault
+            if not self._is_up(worker):  # it died starting: not the plans' fault (a no-op if _is_up handled it)
                 self._start_failed(worker, exc)
                 with self._lock:
                     self._counts["requeued"] += 1

@@ -181,7 +181,7 @@ def test_reward_nodes_added_while_scoring_grow_the_pool_to_num_workers(reward_cl
     from actors.reward import RewardPool
 
     cluster = reward_cluster(1)
-    completions, samples = batch(400)
+    completions, samples = batch(600)
     config = RewardConfig(validator="native", num_workers=3, chunk_size=1, worker_resource="reward_node")
     caplog.set_level(logging.INFO, logger="actors.reward")
     with RewardPool(config, str(FIXTURES), validator_factory=sleepy_validator_factory(0.03), name_prefix="grow",
