@@ -35,21 +35,27 @@ _RAY_SYSTEM_MARKERS = (
     ("runtime_env/agent", "ray: runtime_env agent"),
     ("log_monitor.py", "ray: log monitor"),
     ("autoscaler/_private/monitor.py", "ray: monitor"),
+    ("ray-dashboard-", "ray: dashboard modules"),  # the dashboard's module subprocesses (ray-dashboard-JobHead-0)
+    ("DashboardAgent", "ray: dashboard agent"),  # the agents' titles once they set them
+    ("RuntimeEnvAgent", "ray: runtime_env agent"),
+    ("default_worker.py", "ray: starting worker"),  # a worker before it takes its actor's title
 )
 
 
 def role_of(cmdline: str, *, is_root: bool = False) -> str:
     """The role of one process from its command line (NULs already turned into spaces).
 
-    `ray::RolloutActor.generate` -> RolloutActor, `ray::IDLE` -> ray: idle worker, a Ray system process -> its
-    `ray: ...` name, the tree's root -> driver, anything else -> `other: <program name>`.
+    `ray::RolloutActor.generate` and `ray::rollout-0:RolloutActor` -> RolloutActor, `ray::IDLE` -> ray: idle
+    worker, a Ray system process -> its `ray: ...` name, the tree's root -> driver, anything else ->
+    `other: <program name>`.
     """
     if is_root:
         return "driver"
     text = cmdline.strip()
     if text.startswith("ray::"):
         name = text[len("ray::"):].split()[0] if text[len("ray::"):].strip() else ""
-        name = name.split(".")[0]
+        # a named actor's title is `ray::<actor name>:<Class>.<method>`; keep the class
+        name = name.rsplit(":", 1)[-1].split(".")[0]
         return "ray: idle worker" if name in ("IDLE", "") else name
     for marker, role in _RAY_SYSTEM_MARKERS:
         if marker in text:

@@ -23,6 +23,12 @@ MB = 1024 * 1024
 @pytest.mark.parametrize(("cmdline", "role"), [
     ("ray::RolloutActor.generate", "RolloutActor"),
     ("ray::LearnerActor", "LearnerActor"),
+    ("ray::rollout-0:RolloutActor.generate", "RolloutActor"),  # a named actor
+    ("ray::reward-0:RewardActor", "RewardActor"),
+    ("ray-dashboard-JobHead-0 ", "ray: dashboard modules"),
+    ("DashboardAgent", "ray: dashboard agent"),
+    ("RuntimeEnvAgent --foo", "ray: runtime_env agent"),
+    ("python3 /site-packages/ray/_private/workers/default_worker.py --node-ip-address=1", "ray: starting worker"),
     ("ray::SamplerActor.next_batch  ", "SamplerActor"),
     ("ray::IDLE", "ray: idle worker"),
     ("/usr/lib/python3/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/ray", "ray: gcs_server"),
