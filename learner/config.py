@@ -215,8 +215,11 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> RunConfig:
-        if self.save_total_limit < 1:
-            raise ValueError("save_total_limit must be at least 1")
+        if self.sampler.data_parallel_size != 1:
+            raise ValueError(f"sampler.data_parallel_size ({self.sampler.data_parallel_size}) shards the TRL dataset "
+                             "view (sampler.torch_dataset) only; a run's data-parallel size is "
+                             "learner.data_parallel_size (the learner shards completions by tokens): leave "
+                             "sampler.data_parallel_size at 1")
         if self.rollout.num_generations < 2:
             raise ValueError(f"rollout.num_generations is {self.rollout.num_generations}: GRPO needs at least 2 "
                              "completions per prompt (a group of one has no reward variance, so its advantage is "
@@ -317,6 +320,13 @@ def _closest(key: str, candidates: list[str]) -> str | None:
     return leaves[match[0]] if match else None
 
 
+# Keys that were settings once: loading one fails with what replaced it (never silently ignored).
+REMOVED_KEYS = {
+    "reward.debug_log": "reward_debug.log is always written (it was, whatever this said); "
+                        "reward.debug_plan_chars sets how much plan text each line keeps",
+}
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     valid = _valid_keys(RunConfig)
     lines = []
@@ -324,6 +334,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if not e["loc"]:  # a cross-section rule: its message names the keys; the input is the whole tree
             msg = e["msg"].removeprefix("Value error, ")
+        elif e["type"] == "extra_forbidden" and key in REMOVED_KEYS:
+            msg = f"key '{key}' was removed: {REMOVED_KEYS[key]}"
         elif e["type"] == "extra_forbidden":
             hint = _closest(key, valid)
             msg = f"unknown key '{key}'"
@@ -421,8 +433,8 @@ def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
 
 
-def write_config(cfg: RunConfig, run_dir: str | Path) -> Path:
-    """Write `config.yaml` (resolved) into the run directory."""
-    path = Path(run_dir) / "config.yaml"
-    path.write_text(dump_config(cfg))
+def write_config(cfg: RunConfig, run_dir: str | Path, name: str = "config.yaml", header: str = "") -> Path:
+    """Write `name` (the resolved config; `header`, YAML comment lines, on top) into the run directory."""
+    path = Path(run_dir) / name
+    path.write_text((header.rstrip("\n") + "\n" if header else "") + dump_config(cfg))
     return path

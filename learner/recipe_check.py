@@ -27,18 +27,12 @@ def num_domains(cfg: RunConfig) -> int:
 
 
 def check_batch(cfg: RunConfig) -> list[str]:
-    """Domain balance: every batch (and every data-parallel shard) holds the same count per domain."""
+    """Domain balance: every batch holds the same count per domain (a run's sampler.data_parallel_size is 1)."""
     problems = []
-    b, d, dp = cfg.sampler.batch_size, num_domains(cfg), cfg.sampler.data_parallel_size
+    b, d = cfg.sampler.batch_size, num_domains(cfg)
     if b % d:
         problems.append(f"sampler.batch_size ({b}) must be divisible by the number of domains ({d}): "
                         f"try {max(d, b - b % d)} or {b - b % d + d}")
-    elif b % (d * dp):
-        problems.append(f"sampler.batch_size ({b}) must be divisible by domains x sampler.data_parallel_size "
-                        f"({d} x {dp} = {d * dp}) so every shard is balanced")
-    gpus = learner_num_gpus(cfg)
-    if dp > 1 and dp != max(gpus, 1):
-        problems.append(f"sampler.data_parallel_size ({dp}) must equal the learner's GPUs ({gpus:g}): one shard each")
     if cfg.rollout.num_generations < 2:
         problems.append("rollout.num_generations is 1: a group of one completion always has advantage 0")
     return problems

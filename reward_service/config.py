@@ -91,8 +91,7 @@ class RewardConfig(BaseModel):
         "consecutive steps (steps; 0 = never stop).",
     )
 
-    # reward_debug.log
-    debug_log: bool = Field(False, description="Write reward_debug.log, one line per scored completion (on/off).")
+    # reward_debug.log (always written by a run; make_trl_reward writes it when given a path)
     debug_plan_chars: int = Field(160, ge=0, description="Plan text kept per line of reward_debug.log (characters).")
 
     @model_validator(mode="after")

@@ -46,7 +46,7 @@ def data_and_model(tmp_path_factory) -> tuple[Path, Path]:
 def _smoke(data: Path, model: Path, runs: Path, sixth: str) -> tuple[Path, Counter]:
     cmd = [sys.executable, "-m", "learner.main", "--smoke", f"sampler.data_root={data}", f"runs_root={runs}",
            f"sampler.domains=[{','.join([*FIVE, sixth])}]", "sampler.batch_size=6", "sampler.difficulty=plan_length",
-           f"learner.base_model={model}", "sft.enabled=false", "reward.debug_log=true", "logging.progress_bar=false"]
+           f"learner.base_model={model}", "sft.enabled=false", "logging.progress_bar=false"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = next(runs.iterdir())

@@ -50,10 +50,8 @@ def test_batch_must_split_evenly_over_domains_and_shards() -> None:
         "sampler.batch_size (12) must be divisible by the number of domains (5): try 10 or 15"
     ]
     assert check_recipe(_cfg(sampler={"batch_size": 9, "domains": ["ferry", "grippers", "spanner"]})) == []
-    problems = check_recipe(_cfg(sampler={"batch_size": 15, "data_parallel_size": 2}))
-    assert problems[0] == ("sampler.batch_size (15) must be divisible by domains x sampler.data_parallel_size "
-                           "(5 x 2 = 10) so every shard is balanced")
-    assert "sampler.data_parallel_size (2) must equal the learner's GPUs (1)" in problems[1]
+    with pytest.raises(ValueError, match=r"sampler.data_parallel_size \(2\) shards the TRL dataset view"):
+        _cfg(sampler={"batch_size": 20, "data_parallel_size": 2})  # one data-parallel size: learner's (issue 16)
 
 
 def test_vllm_engine_needs_a_gpu_and_groups_need_two_completions() -> None:
