@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from learner.bootstrap import ensure_data, ensure_model
-from learner.config import RunConfig, dump_config, write_config
+from learner.config import RunConfig, write_config
 from learner.eval_core import format_table, load_test_samples
 from learner.run_dir import create_run_dir, setup_logging
 
@@ -105,11 +105,8 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
         cfg = smoke_config(cfg)
     run_dir = resume_dir(cfg) or create_run_dir(cfg.runs_root, cfg.run_name, cfg.output_dir)
     setup_logging(run_dir, cfg.logging.log_level)
-    if not (run_dir / "config.yaml").exists():
-        write_config(cfg, run_dir)
-    else:  # a resumed run keeps its first config; the resumed one is written beside it
-        (run_dir / "config.resumed.yaml").write_text(dump_config(cfg))
     log.info("run directory %s", run_dir)
+    asked = cfg
     t0 = time.monotonic()
     data_root = ensure_data(cfg, progress=cfg.logging.progress_bar)
     cfg = _preflight(cfg)  # bad records or PDDL stop the run here, before Ray, SFT or any model loads
@@ -122,6 +119,8 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
         cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update=update)})
         data_root = data_root.resolve()
     model_path = ensure_model(cfg, data_root, run_dir)
+    cfg = resolved_config(cfg, data_root, model_path)
+    _write_run_config(asked, cfg, run_dir)
     _write_prompt_lengths(cfg, run_dir, model_path, data_root)
     from actors.placement import build_run_placement
     from learner.loop import StepLoop  # imports ray and the actors
@@ -166,6 +165,42 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     log.info("run finished in %.0f s: %s", time.monotonic() - t0, run_dir)
     print(f"run directory: {run_dir}", flush=True)
     return 0
+
+
+def resolved_config(cfg: RunConfig, data_root: Path, model_path: str) -> RunConfig:
+    """The config the step loop runs: `sampler.data_root` as the actors get it (absolute with a local Ray) and
+    `learner.base_model` the model they load (a tiny or SFT model built in the run directory, else as given)."""
+    return cfg.model_copy(update={
+        "sampler": cfg.sampler.model_copy(update={"data_root": str(data_root)}),
+        "learner": cfg.learner.model_copy(update={"base_model": model_path}),
+    })
+
+
+def _write_run_config(asked: RunConfig, cfg: RunConfig, run_dir: Path) -> None:
+    """`config.yaml`: exactly the config the step loop gets, written once everything in it is resolved.
+
+    A resumed run keeps its first config.yaml and writes its own as config.resumed.yaml. Values the driver
+    resolved (paths, the built model, the domains the pre-flight found) are listed in a YAML comment at the top,
+    with what the config asked for; the comment does not change what the file loads to.
+    """
+    changed = [f"#   {key}: {before!r} -> {after!r}" for key, before, after in _changed_keys(asked, cfg)]
+    header = "# resolved by the driver before the first step (asked -> ran):\n" + "\n".join(changed) if changed else ""
+    name = "config.resumed.yaml" if (run_dir / "config.yaml").exists() else "config.yaml"
+    write_config(cfg, run_dir, name=name, header=header)
+
+
+def _changed_keys(asked: RunConfig, ran: RunConfig) -> list[tuple[str, Any, Any]]:
+    def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    before, after = flat(asked.model_dump(mode="json")), flat(ran.model_dump(mode="json"))
+    return [(k, before.get(k), after[k]) for k in after if before.get(k) != after[k]]
 
 
 def _write_prompt_lengths(cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
