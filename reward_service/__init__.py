@@ -6,10 +6,11 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `from reward_service import trl_reward` gives the trl_reward module, which is callable as TRL's
-    # reward function (see reward_service/trl_reward.py); nothing heavy is imported with the package.
+    # Lazy: `from reward_service import trl_reward` gives TRL's reward function from reward_service/trl.py, and
+    # nothing heavy is imported with the package. No submodule is named trl_reward, so the name never
+    # resolves to a module, whatever was imported before.
     if name == "trl_reward":
         import importlib
 
-        return importlib.import_module("reward_service.trl_reward")
+        return importlib.import_module("reward_service.trl").trl_reward
     raise AttributeError(f"module 'reward_service' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reward_service.config import RewardConfig
-from reward_service.trl_reward import make_trl_reward
+from reward_service.trl import make_trl_reward
 from reward_service.validate import main
 
 FERRY = Path(__file__).resolve().parents[2] / "fixtures" / "pddl" / "ferry"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from reward_service.config import RewardConfig
-from reward_service.trl_reward import ENV_DATA_ROOT, completion_text, make_trl_reward
+from reward_service.trl import ENV_DATA_ROOT, completion_text, make_trl_reward
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pddl"
 META = {"problem_file": "ferry/p01.pddl", "domain_file": "ferry/domain.pddl"}
@@ -54,6 +56,18 @@ def test_default_function_reads_the_data_root_from_the_environment(monkeypatch: 
     monkeypatch.delenv(ENV_DATA_ROOT)
     with pytest.raises(ValueError, match=f"no data root: pass data_root or set \\${ENV_DATA_ROOT}"):
         make_trl_reward()
+
+
+@pytest.mark.parametrize("first", ["", "import reward_service.trl", "from reward_service.trl import make_trl_reward"])
+def test_the_package_name_is_the_function_whatever_was_imported_first(first: str) -> None:
+    # it was a module made callable by swapping its class; now a plain function, in a fresh interpreter
+    code = (f"{first}\nimport types\nfrom reward_service import trl_reward\n"
+            "assert isinstance(trl_reward, types.FunctionType), type(trl_reward)\n"
+            "import reward_service, reward_service.trl\n"
+            "assert reward_service.trl_reward is reward_service.trl.trl_reward\nprint(trl_reward.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "trl_reward"
 
 
 def test_logs_metrics_and_the_debug_log(tmp_path: Path) -> None:

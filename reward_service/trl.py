@@ -1,9 +1,9 @@
 """pddl-grpo's reward as a TRL GRPOTrainer reward function: `(prompts, completions, **kwargs) -> list[float | None]`.
 
-    from reward_service import trl_reward            # data root from $PDDL_GRPO_DATA_ROOT
+    from reward_service import trl_reward            # a function; data root from $PDDL_GRPO_DATA_ROOT
     trainer = GRPOTrainer(model=..., reward_funcs=[trl_reward], train_dataset=ds, ...)
 
-    from reward_service.trl_reward import make_trl_reward
+    from reward_service.trl import make_trl_reward
     reward = make_trl_reward("data", RewardConfig(validator="native"), debug_log="runs/x/reward_debug.log")
 
 The dataset needs a `meta` column (DESIGN.md record: `problem_file`, `domain_file` relative to the data root);
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,14 +121,3 @@ def trl_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> lis
     if _default is None or (root and Path(root) != _default.scorer.data_root):
         _default = make_trl_reward(root)
     return _default(prompts, completions, **kwargs)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as `trl_reward`: `from reward_service import trl_reward` may yield the module
-    (once `reward_service.trl_reward` was imported, Python binds the submodule to that name)."""
-
-    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        return trl_reward(prompts, completions, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
