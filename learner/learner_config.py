@@ -10,6 +10,14 @@ LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 ScaleRewards = Literal["group", "batch", "none"]
 ImportanceSamplingMode = Literal["off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 
+# The LoRA shape's defaults, in one place: the learner's fields and both rollout engines' keyword defaults
+# (actors/engines/hf.py, vllm.py) read these, so an engine built without one of them wraps the model as the
+# learner does and a pushed adapter is scaled alike (alpha / r).
+DEFAULT_LORA_RANK = 16
+DEFAULT_LORA_ALPHA = 32.0
+DEFAULT_LORA_DROPOUT = 0.0
+DEFAULT_LORA_TARGETS = "all-linear"
+
 
 class LearnerConfig(BaseModel):
     """Options of the GRPO learner (DESIGN.md "Learner semantics"); docs/learner.md explains the math."""
@@ -42,13 +50,16 @@ class LearnerConfig(BaseModel):
     seed: int = Field(3407, description="Seed of the LoRA initialisation and dropout (integer).")
 
     # --- LoRA --------------------------------------------------------------------------------
-    lora_rank: int = Field(16, ge=1, description="LoRA rank r (dimensions).")
+    lora_rank: int = Field(DEFAULT_LORA_RANK, ge=1, description="LoRA rank r (dimensions).")
     lora_alpha: float = Field(
-        32.0, gt=0, description="LoRA scaling alpha; the update is scaled by alpha / r (unitless)."
+        DEFAULT_LORA_ALPHA, gt=0, description="LoRA scaling alpha; the update is scaled by alpha / r (unitless)."
     )
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (probability).")
+    lora_dropout: float = Field(
+        DEFAULT_LORA_DROPOUT, ge=0, lt=1, description="Dropout on the LoRA input (probability)."
+    )
     lora_target_modules: list[str] | Literal["all-linear"] = Field(
-        "all-linear", description="Module names that get LoRA, or 'all-linear' for every linear layer but the head."
+        DEFAULT_LORA_TARGETS,
+        description="Module names that get LoRA, or 'all-linear' for every linear layer but the head."
     )
 
     # --- optimizer and schedule --------------------------------------------------------------

@@ -26,6 +26,7 @@ from actors.engines.base import (
     encode_prompt,
 )
 from actors.engines.config import RolloutConfig
+from learner.learner_config import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_TARGETS
 from learner.model import make_lora_config, resolve_dtype
 from reward_service.result import Completion
 
@@ -51,9 +52,9 @@ class HFEngine(RolloutEngine):
         *,
         tokenizer=None,
         lora_rank: int | None = None,
-        lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0,
-        lora_target_modules: list[str] | str | None = None,
+        lora_alpha: float = DEFAULT_LORA_ALPHA,
+        lora_dropout: float = DEFAULT_LORA_DROPOUT,
+        lora_target_modules: list[str] | str | None = DEFAULT_LORA_TARGETS,
         device: str | None = None,
         use_chat_template: bool = True,
         initial_version: int = 0,

@@ -30,6 +30,7 @@ from actors.engines.base import (
 )
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
+from learner.learner_config import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
 from learner.model import resolve_dtype
 from reward_service.result import Completion
 
@@ -138,10 +139,10 @@ class VLLMEngine(RolloutEngine):
         model_path: str | Path,
         rollout_config: RolloutConfig,
         *,
-        lora_rank: int = 16,
-        lora_alpha: float = 32.0,
-        lora_dropout: float = 0.0,
-        lora_target_modules: list[str] | str | None = None,
+        lora_rank: int = DEFAULT_LORA_RANK,
+        lora_alpha: float = DEFAULT_LORA_ALPHA,
+        lora_dropout: float = DEFAULT_LORA_DROPOUT,
+        lora_target_modules: list[str] | str | None = DEFAULT_LORA_TARGETS,
         gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
         enable_prefix_caching: bool | None = None,
