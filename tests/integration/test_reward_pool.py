@@ -75,7 +75,8 @@ def test_two_workers_score_200_in_order(ray_local) -> None:
     from actors.reward import RewardPool
 
     completions, samples, expected = batch(200)
-    with RewardPool(RewardConfig(num_workers=2, cpus_per_worker=1), str(FIXTURES), name_prefix="order") as pool:
+    config = RewardConfig(validator="val", num_workers=2, cpus_per_worker=1)  # the VAL binary in every worker
+    with RewardPool(config, str(FIXTURES), name_prefix="order") as pool:
         scores = pool.score(completions, samples)
         stats = pool.stats()
     assert_exactly_in_order(scores, completions, expected)
