@@ -141,6 +141,11 @@ class LearnerGroup:
         version_ref, state_ref = self.head.get_adapter_state.options(num_returns=2).remote()
         return version_ref, state_ref
 
+    def adapter_state_handle(self) -> tuple[int, ray.ObjectRef]:
+        """(version, LoRA state ref) of rank 0: the driver reads the version, the tensors stay in the object store."""
+        version_ref, state_ref = self.adapter_state_refs()
+        return ray.get(version_ref), state_ref
+
     def get_adapter_state(self) -> tuple[int, dict]:
         """(version, LoRA weights as CPU tensors) of rank 0."""
         return ray.get(self.head.get_adapter_state.remote())

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from actors.reward import RewardPool
 from actors.rollout import RolloutGroup
 from actors.sampler import SamplerActor
 from actors.scheduling import resources_now, wait_placed
-from learner.advantages import group_advantages
+from learner.advantages import GroupAdvantages, group_advantages
 from learner.alerts import CollapseDetector
 from learner.checkpoint import latest_checkpoint
 from learner.config import RunConfig
@@ -64,28 +65,103 @@ def score_as_generated(rollout: Any, score: Callable[[list, list], list], sample
     return [c for k in order for c in parts[k][0]], [s for k in order for s in parts[k][1]], waited, scored
 
 
-class StepLoop:
-    """Owns the four roles of one run and drives `max_steps` learner optimizer steps."""
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step's batch as the sampler served it, with its rollout submitted (possibly steps ahead, async)."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path,
-                 placement: Placement | None = None) -> None:
+    step: int
+    batch: list[dict]  # the B samples (sampler.stream records: sample_id, domain, bucket, prompt, meta)
+    served: dict[str, float]  # the sampler's metrics of this batch (counts, curriculum weights)
+    rollout: Any  # actors.rollout.PendingRollout
+
+
+@dataclass(frozen=True)
+class GroupedStep:
+    """Every group scored in a step (the batch's, then the refill rounds'), with its advantages."""
+
+    samples: list[dict]  # one per completion (each sample G times)
+    completions: list  # reward_service.result.Completion
+    scores: list  # reward_service.scoring.Score
+    first: GroupAdvantages  # of the sampled batch alone (frac_zero_std_groups)
+    adv: GroupAdvantages  # of all groups, computed once (scale_rewards="batch" sees the update's batch)
+    keep: list[bool]  # completions the learner trains on (valid, and in a group with signal when filtering)
+    refill: dict[str, int]  # refill/rounds, refill/groups, refill/groups_with_signal
+
+
+@dataclass
+class Roles:
+    """The four roles the loop drives. StepLoop builds the Ray ones (`build_roles`); a test may pass fakes.
+
+    sampler: serve(step) -> (batch, metrics), refill(step, round, domains), observe(step, outcomes),
+             metrics(), state_dict(), load_state_dict(state)            (SamplerClient)
+    learner: train_step(samples) -> metrics, adapter_state_handle() -> (version, state), load(path, run_dir),
+             save(run_dir, step, extra, limit), shutdown()              (actors.learner_group.LearnerGroup)
+    rollout: submit(...) -> PendingRollout, generate(...), update_weights(state, version), timings(),
+             sleep(), wake_up(), shutdown(), actors                     (actors.rollout.RolloutGroup)
+    pool:    score(completions, samples) -> scores, shutdown()          (actors.reward.RewardPool)
+    """
+
+    sampler: Any
+    learner: Any
+    rollout: Any
+    pool: Any
+
+
+class SamplerClient:
+    """The sampler actor as plain calls, so the loop holds no Ray handle of its own."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def serve(self, step: int) -> tuple[list[dict], dict[str, float]]:
+        return ray.get(self.actor.serve.remote(step))
+
+    def refill(self, step: int, round_: int, domains: list[str]) -> list[dict]:
+        return ray.get(self.actor.refill_batch.remote(step, round_, domains))
+
+    def observe(self, step: int, outcomes: list[dict]) -> None:
+        self.actor.observe.remote(step, outcomes)  # not awaited: the actor runs it before the next serve
+
+    def metrics(self) -> dict[str, float]:
+        return ray.get(self.actor.metrics.remote())
+
+    def state_dict(self) -> dict[str, Any]:
+        return ray.get(self.actor.state_dict.remote())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ray.get(self.actor.load_state_dict.remote(state))
+
+
+def build_roles(cfg: RunConfig, model_path: str, data_root: Path, placement: Placement | None) -> Roles:
+    """The run's Ray actors: sampler, learner (group), rollout group and reward pool, placed and started."""
+    learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
+    sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
+    learner = LearnerGroup.from_run_config(cfg, learner_cfg, placement)  # data parallel: N ranks
+    if placement is not None and placement.plan.mode == "colocated":
+        # vLLM profiles the GPU's free memory while it starts and fails if another process frees memory
+        # meanwhile (a learner growing meanwhile shrinks its KV cache): the learner loads first, alone
+        learner.wait_ready()
+        log.info("colocated: learner loaded, starting the rollout engine on its GPU")
+    lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
+                lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
+    rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
+    pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root),  # meta paths' root
+                      start_timeout_s=cfg.cluster.placement_timeout_s)
+    # An actor Ray cannot place would make the first ray.get wait forever: fail with what is missing
+    wait_placed(cfg.cluster.placement_timeout_s, lambda: _resource_problems(cfg))
+    return Roles(SamplerClient(sampler), learner, rollout, pool)
+
+
+class StepLoop:
+    """Drives `max_steps` learner optimizer steps over the four roles of one run."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, model_path: str = "", data_root: Path | None = None,
+                 placement: Placement | None = None, *, roles: Roles | None = None) -> None:
+        """Builds the Ray roles (`build_roles`) unless `roles` are given (a test's in-process fakes)."""
         self.cfg, self.run_dir = cfg, run_dir
         self.colocated = placement is not None and placement.plan.mode == "colocated"  # engines sleep to learn
-        learner_cfg = cfg.learner.model_copy(update={"base_model": model_path})
-        self.sampler = SamplerActor.options(name="sampler", num_cpus=cfg.cluster.sampler_num_cpus).remote(cfg.sampler)
-        self.learner = LearnerGroup.from_run_config(cfg, learner_cfg, placement)  # data parallel: N ranks
-        if self.colocated:
-            # vLLM profiles the GPU's free memory while it starts and fails if another process frees memory
-            # meanwhile (a learner growing meanwhile shrinks its KV cache): the learner loads first, alone
-            self.learner.wait_ready()
-            log.info("colocated: learner loaded, starting the rollout engine on its GPU")
-        lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
-                    lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
-        self.rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
-        self.pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root),  # meta paths' root
-                               start_timeout_s=cfg.cluster.placement_timeout_s)
-        # An actor Ray cannot place would make the first ray.get wait forever: fail with what is missing
-        wait_placed(cfg.cluster.placement_timeout_s, lambda: _resource_problems(cfg))
+        roles = roles or build_roles(cfg, model_path, Path(data_root or "."), placement)
+        self.sampler, self.learner, self.rollout, self.pool = roles.sampler, roles.learner, roles.rollout, roles.pool
         self.none_guard = NoneRewardGuard(cfg.reward.max_none_steps)
         self.metrics = MetricsWriter(run_dir, _wandb_run(cfg, run_dir))
         self.debug = RewardDebugLog(run_dir / "reward_debug.log", cfg.reward.debug_plan_chars)
@@ -117,7 +193,7 @@ class StepLoop:
         loaded = Path(extra.get("checkpoint_path", newest))
         if loaded != newest:  # the learner's log has why (learner.checkpoint.load_checkpoint)
             log.warning("checkpoint %s does not load; falling back to the previous one, %s", newest, loaded)
-        ray.get(self.sampler.load_state_dict.remote(extra["sampler"]))
+        self.sampler.load_state_dict(extra["sampler"])
         if "collapse" in extra:
             self.collapse.load_state_dict(extra["collapse"])
         if "none_guard" in extra:
@@ -131,11 +207,10 @@ class StepLoop:
 
     def _push_weights(self) -> float:
         t = time.monotonic()
-        # two object refs: the driver reads the version only; the tensors go from the object store to
-        # the rollout actors without being copied through this process
-        version_ref, state_ref = self.learner.adapter_state_refs()
-        version = ray.get(version_ref)
-        self.rollout.update_weights(state_ref, version)
+        # the driver reads the version only; the tensors go from the object store to the rollout actors
+        # without being copied through this process
+        version, state = self.learner.adapter_state_handle()
+        self.rollout.update_weights(state, version)
         self.version = version
         return time.monotonic() - t
 
@@ -143,27 +218,12 @@ class StepLoop:
     def run(self) -> None:
         cfg = self.cfg
         steps = range(self.start_step, cfg.max_steps)
-        # async: step -> (batch, sampler metrics, PendingRollout) of the next max_staleness steps, submitted ahead
-        pending: dict[int, tuple[list[dict], dict[str, float], Any]] = {}
-        ahead = cfg.max_staleness if cfg.mode == "async" else 0
+        self._ahead: dict[int, PlannedStep] = {}  # async: the next max_staleness steps, submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
         self._rollout_timings = self.rollout.timings()
         for step in bar:
-            times: dict[str, float] = {}
-            t = time.monotonic()
-            if step in pending:
-                batch, served, rollout = pending.pop(step)
-            else:
-                batch, served = ray.get(self.sampler.serve.remote(step))
-                rollout = self._submit(batch)
-            times["sample"] = time.monotonic() - t
-            completions, scores = self._rollout_scored(rollout, batch, times)
-            for later in range(step + 1, min(step + ahead, cfg.max_steps - 1) + 1):  # on the current weights
-                if later not in pending:
-                    nxt, nxt_served = ray.get(self.sampler.serve.remote(later))
-                    pending[later] = (nxt, nxt_served, self._submit(nxt))
-            record = self._learn(step, batch, completions, scores, times, served)
+            record = self.step(step)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(reward=f"{record['reward/mean']:.3f}", s_per_step=f"{record['time/wall']:.1f}")
             if cfg.eval.eval_steps and self.eval_samples and (step + 1) % cfg.eval.eval_steps == 0:
@@ -171,29 +231,59 @@ class StepLoop:
             if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.max_steps:
                 self.save(step)
 
+    def step(self, step: int) -> dict[str, Any]:
+        """One learner step, in order: sample -> rollout + score -> (plan ahead) -> group -> learn -> push ->
+        observe -> record. Returns the metrics record it wrote."""
+        times: dict[str, float] = {}
+        planned = self._sample(step, times)
+        completions, scores = self._rollout_and_score(planned, times)
+        self._plan_ahead(step)  # async: the next steps' rollouts run on the current weights while this one learns
+        grouped = self._group(planned, completions, scores, times)
+        self.none_guard.update(step, grouped.samples, grouped.scores)  # a domain always None stops the run
+        learned_from = self.version  # the policy version this update starts from
+        learn_metrics = self._learn(step, grouped, times)
+        times["weight_sync"] = self._push_weights()
+        self._observe(step, grouped)
+        return self._record(planned, grouped, learn_metrics, learned_from, times)
+
+    def _sample(self, step: int, times: dict[str, float]) -> PlannedStep:
+        """The step's batch, its rollout submitted: planned ahead (async) or served now."""
+        t = time.monotonic()
+        planned = self._ahead.pop(step, None) or self._plan(step)
+        times["sample"] = time.monotonic() - t
+        return planned
+
+    def _plan(self, step: int) -> PlannedStep:
+        batch, served = self.sampler.serve(step)
+        return PlannedStep(step, batch, served, self._submit(batch))
+
+    def _plan_ahead(self, step: int) -> None:
+        ahead = self.cfg.max_staleness if self.cfg.mode == "async" else 0
+        for later in range(step + 1, min(step + ahead, self.cfg.max_steps - 1) + 1):
+            if later not in self._ahead:
+                self._ahead[later] = self._plan(later)
+
     def _submit(self, batch: list[dict]):
         prompts = [s["prompt"] for s in batch]
         ids = [s["sample_id"] for s in batch]
         return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations)
 
-    def _rollout_scored(self, rollout, batch: list[dict], times: dict[str, float]) -> tuple[list, list]:
+    def _rollout_and_score(self, planned: PlannedStep, times: dict[str, float]) -> tuple[list, list]:
         """The step's completions and their scores, each rollout chunk scored as it arrives (streaming): the
         reward pool works on one actor's chunk while the other actors still generate. Completions and scores
         come back in prompt order, each scored exactly once; time/rollout is the driver's wait for chunks,
         time/reward its time in the pool."""
-        samples = [s for s in batch for _ in range(self.cfg.rollout.num_generations)]
-        completions, scores, times["rollout"], times["reward"] = score_as_generated(rollout, self.pool.score, samples)
+        samples = [s for s in planned.batch for _ in range(self.cfg.rollout.num_generations)]
+        completions, scores, times["rollout"], times["reward"] = score_as_generated(
+            planned.rollout, self.pool.score, samples)
         return completions, scores
 
-    def _score(self, step: int, batch: list[dict], completions: list, scores: list, times: dict[str, float]):
-        """Advantages of the step's scored groups, refilling filtered groups when configured.
-
-        Returns (samples, completions, scores, first, adv, keep, refill): the first five over every
-        group scored (the batch's groups, then the refill rounds'), `first` the advantages of the
-        batch alone (for frac_zero_std_groups), `refill` its counters. Advantages are computed once
-        over all groups, so scale_rewards="batch" sees the same batch the update does.
-        """
+    def _group(self, planned: PlannedStep, completions: list, scores: list, times: dict[str, float]) -> GroupedStep:
+        """Advantages of the step's scored groups, refilling filtered groups when configured: a refill round
+        asks the sampler for new problems of the domains whose groups had no signal, generates with the
+        current weights and scores them. Advantages are computed once over all groups scored."""
         cfg, g = self.cfg, self.cfg.rollout.num_generations
+        batch = planned.batch
         samples = [s for s in batch for _ in range(g)]
         first = group_advantages([s.reward for s in scores], g, cfg.learner.scale_rewards,
                                  cfg.learner.advantage_epsilon)
@@ -203,7 +293,7 @@ class StepLoop:
             if not missing:
                 break
             t = time.monotonic()
-            extra = ray.get(self.sampler.refill_batch.remote(step, round_, missing))
+            extra = self.sampler.refill(planned.step, round_, missing)
             extra_completions = self._submit(extra).result()
             times["refill"] = times.get("refill", 0.0) + time.monotonic() - t
             extra_samples = [s for s in extra for _ in range(g)]
@@ -220,16 +310,12 @@ class StepLoop:
         keep = list(adv.valid)
         if cfg.filter_zero_std_groups:
             keep = [k and adv.group_has_signal[i // g] for i, k in enumerate(keep)]
-        return samples, completions, scores, first, adv, keep, refill
+        return GroupedStep(samples, completions, scores, first, adv, keep, refill)
 
-    def _learn(self, step: int, batch: list[dict], completions: list, scores: list, times: dict[str, float],
-               served: dict[str, float] | None = None) -> dict[str, Any]:
-        cfg, g = self.cfg, self.cfg.rollout.num_generations
-        samples, completions, scores, first, adv, keep, refill = self._score(step, batch, completions, scores, times)
-        rewards = [s.reward for s in scores]
-        self.none_guard.update(step, samples, scores)  # a domain whose validator always fails stops the run
-        train = samples_from_completions(completions, adv.advantages, keep, group_size=g)
-        learned_from = self.version  # the policy version this update starts from
+    def _learn(self, step: int, grouped: GroupedStep, times: dict[str, float]) -> dict[str, float]:
+        """The learner's update on the kept completions (the engine asleep meanwhile when colocated)."""
+        train = samples_from_completions(grouped.completions, grouped.adv.advantages, grouped.keep,
+                                         group_size=self.cfg.rollout.num_generations)
         if self.colocated:  # the engine frees the shared GPU while the learner trains
             times["sleep"] = _timed(self.rollout.sleep)
         t = time.monotonic()
@@ -241,20 +327,31 @@ class StepLoop:
         times["learn"] = time.monotonic() - t
         if self.colocated:
             times["wake"] = _timed(self.rollout.wake_up)
-        times["weight_sync"] = self._push_weights()
+        return learn_metrics
+
+    def _observe(self, step: int, grouped: GroupedStep) -> None:
+        """The step's outcomes to the sampler (curriculum statistics) and to reward_debug.log."""
         outcomes = [{"sample_id": s["sample_id"], "domain": s["domain"], "bucket": s.get("bucket"),
-                     "reward": sc.reward, "label": sc.label.value} for s, sc in zip(samples, scores, strict=True)]
-        self.sampler.observe.remote(step, outcomes)
-        self.debug.write_step(step, scores)
+                     "reward": sc.reward, "label": sc.label.value}
+                    for s, sc in zip(grouped.samples, grouped.scores, strict=True)]
+        self.sampler.observe(step, outcomes)
+        self.debug.write_step(step, grouped.scores)
+
+    def _record(self, planned: PlannedStep, grouped: GroupedStep, learn_metrics: dict[str, float],
+                learned_from: int, times: dict[str, float]) -> dict[str, Any]:
+        """The step's metrics record (metrics.jsonl, the dashboard gauges, samples/ every logging_steps)."""
+        cfg, g, step, batch = self.cfg, self.cfg.rollout.num_generations, planned.step, planned.batch
+        samples, completions, scores, keep = grouped.samples, grouped.completions, grouped.scores, grouped.keep
         record: dict[str, Any] = {"step": step}
-        record.update(batch_metrics(samples, completions, rewards, [sc.label.value for sc in scores], g))
-        record["frac_zero_std_groups"] = first.frac_zero_std_groups  # of the sampled batch, before any refill
+        record.update(batch_metrics(samples, completions, [s.reward for s in scores],
+                                    [sc.label.value for sc in scores], g))
+        record["frac_zero_std_groups"] = grouped.first.frac_zero_std_groups  # of the sampled batch, before refill
         record["groups_trained"] = sum(any(keep[i: i + g]) for i in range(0, len(keep), g))
         if cfg.max_refill_rounds:
-            record.update(refill)
+            record.update(grouped.refill)
         record.update({k if "/" in k else f"learner/{k}": v for k, v in learn_metrics.items()})
-        record.update(ray.get(self.sampler.metrics.remote()))
-        record.update(served or {})  # weights and counts of this step's batch, not of the one served after it
+        record.update(self.sampler.metrics())
+        record.update(planned.served or {})  # weights and counts of this step's batch, not of one served after it
         record["batch/sample_ids"] = [s["sample_id"] for s in batch]
         if cfg.max_refill_rounds:
             record["batch/refill_sample_ids"] = [s["sample_id"] for s in samples[len(batch) * g:: g]]
@@ -298,13 +395,14 @@ class StepLoop:
     # -- outputs -----------------------------------------------------------------------------------
     def _write_samples(self, step: int, samples: list[dict], completions: list, scores: list) -> None:
         path = self.run_dir / "samples" / f"step-{step:06d}.jsonl"
+        path.parent.mkdir(exist_ok=True)
         with path.open("w") as fh:
             for s, c, sc in zip(samples, completions, scores, strict=True):
                 fh.write(json.dumps({"sample_id": s["sample_id"], "domain": s["domain"], "prompt": s["prompt"],
                                      "completion": c.text, **sc.to_dict()}) + "\n")
 
     def save(self, step: int) -> None:
-        state = ray.get(self.sampler.state_dict.remote())
+        state = self.sampler.state_dict()
         extra = {"sampler": state, "step": step, "collapse": self.collapse.state_dict(),
                  "none_guard": self.none_guard.state_dict()}
         self.learner.save(str(self.run_dir), step, extra, self.cfg.save_total_limit)

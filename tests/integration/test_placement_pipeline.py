@@ -56,7 +56,7 @@ def seen(monkeypatch, ray_two_fake_gpus) -> dict:
         found["groups"] = {v["name"]: pg_id for pg_id, v in placement_group_table().items()
                            if v["state"] == "CREATED"}
         original(self)
-        ray.kill(self.sampler)  # the next run in this Ray names its sampler "sampler" again
+        ray.kill(self.sampler.actor)  # the next run in this Ray names its sampler "sampler" again
 
     monkeypatch.setattr(learner.loop.StepLoop, "shutdown", spy)
     # the order in which the learner becomes ready and the engines start
