@@ -31,6 +31,8 @@ _HISTORY = 512  # engine calls an actor remembers (RolloutActor.history)
 # push to arrive on the weights thread (s). Pushes from one caller are sent before the generate that
 # needs them, so this only waits for the transfer; a version nobody pushes is an error after it.
 STAGED_WAIT_S = 60.0
+_MAX_STAGED = 16  # pushed versions an actor holds before loading (async runs need max_staleness + 1)
+KEEP_VERSIONS = 10  # pushes a RolloutGroup keeps for recovery (>= max_staleness + 1; config allows 8)
 
 
 def build_engine(model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> RolloutEngine:
@@ -49,16 +51,18 @@ class RolloutActor:
     """One rollout engine in its own process; torch uses as many threads as the actor's Ray CPUs.
 
     Weight pushes run on their own thread (Ray concurrency group "weights"), so a push never queues
-    behind a generate call: `update_weights` only stages the adapter and returns. The engine loads the
-    newest staged adapter at the start of its next call on the main thread (generate, version), between
-    generate calls, never during one; a generate started before a push keeps the weights it started with.
+    behind a generate call: `update_weights` only stages the adapter and returns. The engine loads a
+    staged adapter at the start of its next call on the main thread, between generate calls, never during
+    one: a generate asked for version v loads v (waiting for its push if it has not arrived) or keeps v
+    if the engine holds it, so a rollout submitted on v runs on v however late it starts; a call without a
+    version (evaluation, `version()`) loads the newest.
     """
 
     def __init__(self, model_path: str, config: RolloutConfig, engine_kwargs: Mapping[str, Any]) -> None:
         torch.set_num_threads(max(1, int(config.num_cpus_per_actor)))
         self._engine = build_engine(model_path, config, engine_kwargs)
         self._history: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=_HISTORY)
-        self._staged: tuple[Mapping[str, torch.Tensor], int] | None = None
+        self._staged: dict[int, Mapping[str, torch.Tensor]] = {}  # pushed, not loaded yet, by version
         self._staged_cv = threading.Condition()
         self._timings = {"generate_s": 0.0, "load_weights_s": 0.0, "calls": 0, "tokens": 0}
         self._generating_since: float | None = None
@@ -85,30 +89,39 @@ class RolloutActor:
 
     @ray.method(concurrency_group="weights")
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor], version: int) -> int:
-        """Stage the adapter of `version` (the newest push wins); the engine loads it before its next call."""
+        """Stage the adapter of `version`; the engine loads it before the next call that asks for it (or for
+        the newest). At most _MAX_STAGED versions wait; older ones beyond that are dropped."""
         with self._staged_cv:
-            if self._staged is None or version >= self._staged[1]:
-                self._staged = (adapter_state, version)
+            self._staged[version] = adapter_state
+            while len(self._staged) > _MAX_STAGED:
+                del self._staged[min(self._staged)]
             self._staged_cv.notify_all()
         self._history.append(("push", version, time.time()))
         return version
 
     def _load_staged(self, want: int | None = None) -> None:
-        """Load the newest staged adapter into the engine; when `want` is newer than what the engine holds
-        and nothing staged reaches it yet, wait up to STAGED_WAIT_S for its push (then the engine raises
-        PolicyVersionMismatch as before)."""
+        """Load version `want` (the newest staged one when None) into the engine. A version the engine holds
+        is kept (newer pushes wait their turn); one not pushed yet is waited for up to STAGED_WAIT_S, after
+        which the engine raises PolicyVersionMismatch as before. Staged versions up to the loaded one go."""
         with self._staged_cv:
-            if want is not None and want > self._engine.version:
-                self._staged_cv.wait_for(lambda: self._staged is not None and self._staged[1] >= want,
-                                         timeout=STAGED_WAIT_S)
-            if want is not None and self._engine.version == want:
-                return  # the caller asked for the weights the engine holds; a newer push waits its turn
-            staged, self._staged = self._staged, None
-        if staged is not None:
-            t = time.monotonic()
-            self._engine.update_weights(*staged)
-            self._timings["load_weights_s"] += time.monotonic() - t
-            self._note("load_weights")
+            if want is None:
+                if not self._staged:
+                    return
+                version = max(self._staged)
+            else:
+                if self._engine.version == want:
+                    return
+                self._staged_cv.wait_for(lambda: want in self._staged, timeout=STAGED_WAIT_S)
+                if want not in self._staged:
+                    return
+                version = want
+            state = self._staged[version]
+            for v in [v for v in self._staged if v <= version]:
+                del self._staged[v]
+        t = time.monotonic()
+        self._engine.update_weights(state, version)
+        self._timings["load_weights_s"] += time.monotonic() - t
+        self._note("load_weights")
 
     @ray.method(concurrency_group="weights")
     def timings(self) -> dict[str, float]:
@@ -231,7 +244,11 @@ class RolloutGroup:
             ).remote(str(model_path), config, kwargs)
             for i in range(config.num_actors)
         ]
-        self._weights: tuple[ray.ObjectRef, int] | None = None
+        self._weights: tuple[ray.ObjectRef, int] | None = None  # the last push
+        # the last pushes by version (object refs: the tensors stay in the object store), so a chunk asked
+        # for an older version (async: submitted steps ahead) can be redone on it after an actor restarts
+        self._recent: collections.OrderedDict[int, ray.ObjectRef] = collections.OrderedDict()
+        self.keep_versions = KEEP_VERSIONS
 
     def submit(
         self,
@@ -274,6 +291,9 @@ class RolloutGroup:
         """Send one copy of the adapter to the object store and load it on every actor."""
         ref = adapter_state if isinstance(adapter_state, ray.ObjectRef) else ray.put(dict(adapter_state))
         self._weights = (ref, version)
+        self._recent[version] = ref
+        while len(self._recent) > self.keep_versions:
+            self._recent.popitem(last=False)
         refs = [a.update_weights.remote(ref, version) for a in self.actors]
         for i, r in enumerate(refs):
             try:
@@ -358,17 +378,16 @@ class RolloutGroup:
                 return ray.get(chunk.ref)
             except (RayActorError, PolicyVersionMismatch) as err:
                 # A mismatch means the actor restarted after its last task and holds its start weights;
-                # it is recoverable only when the group holds the version asked for.
+                # it is recoverable only when the group still holds the version asked for.
                 stale = isinstance(err, PolicyVersionMismatch)
-                if stale and (self._weights is None or version != self._weights[1]):
+                want = version if version is not None else (None if self._weights is None else self._weights[1])
+                if stale and want not in self._recent:
                     raise
                 if time.monotonic() > deadline:
                     raise
                 log.warning("rollout actor %d failed (%s); redoing its chunk", chunk.actor, type(err).__name__)
                 time.sleep(0.0 if stale else 1.0)
                 actor = self.actors[chunk.actor]
-                expected = version
-                if self._weights is not None:
-                    actor.update_weights.remote(*self._weights)
-                    expected = self._weights[1] if version is None else version  # never redo on old weights
-                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, expected, temperature)
+                if want in self._recent:  # the version the chunk was asked for (the newest when none was)
+                    actor.update_weights.remote(self._recent[want], want)
+                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, want, temperature)

@@ -264,9 +264,11 @@ class StepLoop:
                 self._ahead[later] = self._plan(later)
 
     def _submit(self, batch: list[dict]):
+        """Generation on the weights the learner holds now (exact: a rollout that starts after the next push
+        still runs on this version; RolloutActor keeps the pushes apart)."""
         prompts = [s["prompt"] for s in batch]
         ids = [s["sample_id"] for s in batch]
-        return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations)
+        return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations, policy_version=self.version)
 
     def _rollout_and_score(self, planned: PlannedStep, times: dict[str, float]) -> tuple[list, list]:
         """The step's completions and their scores, each rollout chunk scored as it arrives (streaming): the

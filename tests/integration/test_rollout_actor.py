@@ -83,6 +83,7 @@ def test_a_weight_push_does_not_wait_behind_a_running_generate_and_versions_stay
         actor = group.actors[0]
         ray.get(actor.version.remote())  # started
         long = group.submit(PROMPTS * 4, [f"bw:{i}" for i in range(20)])  # 20 HF generate calls of 4 rows
+        queued = group.submit(PROMPTS, IDS, policy_version=0)  # waits behind `long`, starts after the push
         deadline = time.monotonic() + 120
         while ray.get(actor.timings.remote())["generating_s"] == 0.0:  # answered while generate runs
             assert time.monotonic() < deadline, "the generate call never started"
@@ -92,13 +93,14 @@ def test_a_weight_push_does_not_wait_behind_a_running_generate_and_versions_stay
         assert running, "the push waited for the generate call to finish"
         out = long.result()
         assert {c.policy_version for c in out} == {0}  # the running call kept its weights
+        assert {c.policy_version for c in queued.result()} == {0}  # asked for v0, started after v1 came: v0
         assert group.versions() == [1]
         after = group.generate(PROMPTS, IDS, policy_version=1)
         assert {c.policy_version for c in after} == {1}
         calls = [(call, version) for call, version, _ in ray.get(actor.history.remote())]
-        assert calls[-4:] == [("push", 1), ("generate", 0), ("load_weights", 1), ("generate", 1)]
+        assert calls[-5:] == [("push", 1), ("generate", 0), ("generate", 0), ("load_weights", 1), ("generate", 1)]
         timings = ray.get(actor.timings.remote())
-        assert timings["calls"] == 2 and timings["generate_s"] > 0 and timings["load_weights_s"] > 0
+        assert timings["calls"] == 3 and timings["generate_s"] > 0 and timings["load_weights_s"] > 0
     finally:
         group.shutdown()
 

@@ -69,10 +69,11 @@ class FakeRollout:
         self.events, self.version, self.busy = events, None, 0.0
 
     def submit(self, prompts, ids, num_generations=None, policy_version=None, temperature=None) -> FakePending:
-        self.events.append(("submit", ids[0], self.version))
+        assert policy_version == self.version  # the loop asks for the weights it pushed last, exactly
+        self.events.append(("submit", ids[0], policy_version))
         self.busy += 0.5
         out = [Completion(sample_id=i, text=f"{p} #{k}", token_ids=(3, 4), logprobs=(-0.5, -0.5),
-                          policy_version=self.version, prompt_token_ids=(1, 2))
+                          policy_version=policy_version, prompt_token_ids=(1, 2))
                for p, i in zip(prompts, ids, strict=True) for k in range(num_generations)]
         return FakePending(out)
 
