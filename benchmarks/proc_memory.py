@@ -36,10 +36,9 @@ _RAY_SYSTEM_MARKERS = (
     ("log_monitor.py", "ray: log monitor"),
     ("autoscaler/_private/monitor.py", "ray: monitor"),
     ("ray-dashboard-", "ray: dashboard modules"),  # the dashboard's module subprocesses (ray-dashboard-JobHead-0)
-    ("DashboardAgent", "ray: dashboard agent"),  # the agents' titles once they set them
-    ("RuntimeEnvAgent", "ray: runtime_env agent"),
     ("default_worker.py", "ray: starting worker"),  # a worker before it takes its actor's title
 )
+_RAY_AGENTS = {"DashboardAgent": "ray: dashboard agent", "RuntimeEnvAgent": "ray: runtime_env agent"}  # ray::<title>
 
 
 def role_of(cmdline: str, *, is_root: bool = False) -> str:
@@ -56,16 +55,23 @@ def role_of(cmdline: str, *, is_root: bool = False) -> str:
         name = text[len("ray::"):].split()[0] if text[len("ray::"):].strip() else ""
         # a named actor's title is `ray::<actor name>:<Class>.<method>`; keep the class
         name = name.rsplit(":", 1)[-1].split(".")[0]
-        return "ray: idle worker" if name in ("IDLE", "") else name
+        return _RAY_AGENTS.get(name) or ("ray: idle worker" if name in ("IDLE", "") else name)
     for marker, role in _RAY_SYSTEM_MARKERS:
         if marker in text:
             return role
-    program = text.split()[0] if text else "?"
-    return f"other: {os.path.basename(program)}"
+    return f"other: {os.path.basename(text.split()[0])}" if text else "other: (no command line)"
 
 
 def is_ray_system(role: str) -> bool:
     return role.startswith("ray: ")
+
+
+def inherit_role(role: str, parent_role: str | None) -> str:
+    """A helper process of a Ray system process (the dashboard's multiprocessing forkserver and resource
+    tracker) counts as its parent's role; everything else keeps its own."""
+    if role.startswith("other: ") and parent_role is not None and is_ray_system(parent_role):
+        return parent_role
+    return role
 
 
 def parse_smaps_rollup(text: str) -> tuple[int, int]:
@@ -129,13 +135,16 @@ def sample_tree(root: int) -> dict[str, tuple[int, int, int]]:
     """{role: (RSS bytes, PSS bytes, processes)} of the tree under root now; processes that end meanwhile are
     left out. Kernel threads and zombies have no smaps and are skipped."""
     roles: dict[str, tuple[int, int, int]] = {}
-    for pid in descendants(root, parent_map()):
+    parents = parent_map()
+    seen: dict[int, str] = {}
+    for pid in descendants(root, parents):  # parents before children
         smaps = _read(PROC / str(pid) / "smaps_rollup")
         cmd = _read(PROC / str(pid) / "cmdline")
         if not smaps or cmd is None:
             continue
         rss, pss = parse_smaps_rollup(smaps)
-        role = role_of(cmd.replace("\0", " "), is_root=pid == root)
+        role = inherit_role(role_of(cmd.replace("\0", " "), is_root=pid == root), seen.get(parents.get(pid, -1)))
+        seen[pid] = role
         r, p, n = roles.get(role, (0, 0, 0))
         roles[role] = (r + rss, p + pss, n + 1)
     return roles

@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # idle OpenMP threads sleep (the arms and other users share the cores); set before torch is imported
@@ -84,7 +85,10 @@ def trl_worker(out: Path, data: Path, model_path: str, steps: int) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from learner.config import load_config
-    from reward_service.trl_reward import make_trl_reward
+    try:
+        from reward_service.trl import make_trl_reward
+    except ImportError:  # before reward_service/trl_reward.py was renamed trl.py
+        from reward_service.trl_reward import make_trl_reward
     from sampler.preflight import preflight
     from sampler.stream import BalancedBatchStream
     from sampler.torch_dataset import trl_train_dataset
@@ -136,12 +140,12 @@ def trl_worker(out: Path, data: Path, model_path: str, steps: int) -> None:
 
 
 # -- running and reading one arm ------------------------------------------------------------------------------
-def arm_command(arm: str, out: Path, data: Path, model: str, steps: int) -> list[str]:
+def arm_command(arm: str, out: Path, data: Path, model: str, steps: int, extra: Sequence[str] = ()) -> list[str]:
     if arm == "trl":
         return [sys.executable, str(Path(__file__).resolve()), "--trl-worker", str(out), "--data", str(data),
                 "--model", model, "--steps", str(steps)]
     return [sys.executable, "-m", "learner.main", "--config", str(TINY), f"mode={arm}", f"output_dir={out}",
-            *common_overrides(data, model, steps)]
+            *common_overrides(data, model, steps), *extra]
 
 
 def read_steps(arm: str, out: Path) -> dict:
@@ -156,15 +160,17 @@ def read_steps(arm: str, out: Path) -> dict:
     return res
 
 
-def run_arm(arm: str, out: Path, data: Path, model: str, steps: int, interval_s: float) -> dict:
+def run_arm(arm: str, out: Path, data: Path, model: str, steps: int, interval_s: float,
+            extra: Sequence[str] = (), env: Mapping[str, str] | None = None) -> dict:
+    """One arm in its own process tree (extra: config overrides, env: added environment), memory sampled."""
     out.mkdir(parents=True)
     env = dict(os.environ, RAY_ADDRESS="local", OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {}))
     log_path = out.parent / f"{out.name}.log"
     load0 = os.getloadavg()[0]
     t0 = time.monotonic()
     with log_path.open("w") as log_fh:
-        child = subprocess.Popen(arm_command(arm, out, data, model, steps), cwd=ROOT, env=env,
+        child = subprocess.Popen(arm_command(arm, out, data, model, steps, extra), cwd=ROOT, env=env,
                                  stdout=log_fh, stderr=subprocess.STDOUT)
         with MemorySampler(child.pid, interval_s) as mem:
             rc = child.wait()
@@ -288,19 +294,28 @@ def report(results: dict[str, list[dict]], warmup: int, steps: int, sft_s: float
 
 
 def build_start(work: Path, sft_steps: int) -> tuple[Path, str, float]:
-    """The data and the one SFT'd tiny model every arm starts from."""
+    """The data and the one SFT'd tiny model every arm starts from (reused when --keep DIR already has them)."""
     from learner.bootstrap import ensure_model
     from learner.config import load_config
     from sampler.datagen.builder import build_dataset
 
-    data = work / "data"
+    data, start = work / "data", work / "start"
+    record = start / "sft.json"
+    if record.exists():
+        done = json.loads(record.read_text())
+        if done["sft_steps"] != sft_steps:
+            raise SystemExit(f"{record}: the kept start has {done['sft_steps']} SFT steps, not {sft_steps}")
+        print(f"reusing the data and SFT'd start in {work} ({record})")
+        return data, done["model"], done["seconds"]
     build_dataset(data, per_domain=60, sizes="tiny", prompt_style="compact", test_fraction=0.2, seed=0)
     cfg = load_config(TINY, [f"sampler.data_root={data}", f"sft.steps={sft_steps}", "sft.minutes=null",
                              "logging.progress_bar=false"])
-    (work / "start").mkdir()
+    start.mkdir()
     t0 = time.monotonic()
-    model = ensure_model(cfg, data, work / "start")
-    return data, model, time.monotonic() - t0
+    model = ensure_model(cfg, data, start)
+    seconds = time.monotonic() - t0
+    record.write_text(json.dumps({"sft_steps": sft_steps, "model": model, "seconds": seconds}))
+    return data, model, seconds
 
 
 def main() -> None:

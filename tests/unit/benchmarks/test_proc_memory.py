@@ -26,8 +26,9 @@ MB = 1024 * 1024
     ("ray::rollout-0:RolloutActor.generate", "RolloutActor"),  # a named actor
     ("ray::reward-0:RewardActor", "RewardActor"),
     ("ray-dashboard-JobHead-0 ", "ray: dashboard modules"),
-    ("DashboardAgent", "ray: dashboard agent"),
-    ("RuntimeEnvAgent --foo", "ray: runtime_env agent"),
+    ("ray::DashboardAgent", "ray: dashboard agent"),
+    ("ray::RuntimeEnvAgent ", "ray: runtime_env agent"),
+    ("", "other: (no command line)"),
     ("python3 /site-packages/ray/_private/workers/default_worker.py --node-ip-address=1", "ray: starting worker"),
     ("ray::SamplerActor.next_batch  ", "SamplerActor"),
     ("ray::IDLE", "ray: idle worker"),
@@ -42,6 +43,13 @@ MB = 1024 * 1024
 def test_role_of_process_titles(cmdline: str, role: str) -> None:
     assert pm.role_of(cmdline) == role
     assert pm.is_ray_system(role) == role.startswith("ray: ")
+
+
+def test_helpers_of_ray_system_processes_count_as_their_parent() -> None:
+    helper = pm.role_of("python3 -B -c from multiprocessing.forkserver import main; main(25, 27)")
+    assert pm.inherit_role(helper, "ray: dashboard") == "ray: dashboard"
+    assert pm.inherit_role(helper, "driver") == helper  # a helper of the driver or of an actor stays "other"
+    assert pm.inherit_role("RolloutActor", "ray: raylet") == "RolloutActor"  # workers are children of the raylet
 
 
 def test_root_is_the_driver_whatever_its_title() -> None:
