@@ -33,7 +33,29 @@ th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; } th:fi
 { text-align: left; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 .alert { color: #a00; font-weight: 600; } .up { color: #070; } .down { color: #a00; } .note { color: #666; }
+#summary { border: 1px solid #ddd; padding: 0 .8em .4em; } #summary h2 { margin-top: .5em; }
+.pair { display: flex; gap: .8em; } .pair figure { flex: 1; margin: .3em 0; } .pair table { margin: 0; }
 """
+SUMMARY_PLOTS = ("success", "curriculum")  # success per domain (smoothed), the curriculum's bucket mix
+
+
+def _summary(data: RunData, plots: list[Plot], alerts: list[str]) -> str:
+    """The first screen: the before/after table, the alert count, success per domain and the bucket mix."""
+    esc = html.escape
+    ba = data.before_after
+    table = "<p class='note'>no before/after evaluation yet (eval.before_after, or the run is still going)</p>"
+    if ba and ba.get("after"):
+        try:
+            table = eval_table(ba.get("before"), ba["after"])
+        except (KeyError, TypeError, ValueError):  # a hand-edited or foreign eval file: the notes say why
+            table = "<p class='note'>evaluation table skipped: malformed report (see the notes)</p>"
+    alert = (f"<p class='alert'>{len(alerts)} collapse alert(s): see below</p>" if alerts
+             else "<p>No collapse alert.</p>")
+    by_name = {p.name: p for p in plots}
+    figures = "".join(f"<figure>{_img(by_name[n].path, by_name[n].title)}<figcaption>{esc(by_name[n].title)}"
+                      "</figcaption></figure>" for n in SUMMARY_PLOTS if n in by_name)
+    return (f"<section id='summary'><h2>Summary</h2><div class='pair'><div>{table}</div><div>{alert}</div></div>"
+            f"<div class='pair'>{figures}</div></section>")
 
 
 @dataclass(frozen=True)
@@ -107,7 +129,7 @@ def _eval_sections(data: RunData) -> list[str]:
 
 def render_html(data: RunData, plots: list[Plot], notes: list[str], alerts: list[str],
                 eval_sections: list[str]) -> str:
-    """The whole page: summary, alerts, eval tables, plots (embedded), notes, config.yaml."""
+    """The whole page: the one-screen summary, then alerts, eval tables, plots (embedded), notes, config.yaml."""
     esc = html.escape
     name = data.run_dir.resolve().name
     steps = [int(r.get("step", i)) for i, r in enumerate(data.records)]
@@ -118,12 +140,15 @@ def render_html(data: RunData, plots: list[Plot], notes: list[str], alerts: list
              f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} · "
              + (f"{len(steps)} steps logged ({min(steps)}–{max(steps)})" if steps else "no steps logged")
              + "</p>"]
+    parts.append(_summary(data, plots, alerts))
     parts.append("<h2>Collapse alerts</h2>")
     parts.append("".join(f"<p class='alert'>{esc(a)}</p>" for a in alerts) if alerts
                  else "<p>none: no domain fell below its best by more than the margin.</p>")
     parts.extend(eval_sections)
     parts.append("<h2>Plots</h2>")
     for plot in plots:
+        if plot.name in SUMMARY_PLOTS:
+            continue  # in the summary
         parts.append(f"<figure id='{plot.name}'>{_img(plot.path, plot.title)}"
                      f"<figcaption>{esc(plot.title)}</figcaption></figure>")
     parts.append(_last_step_table(data))

@@ -96,3 +96,37 @@ def test_report_screenshot_is_not_blank(report, tmp_path):
     assert pixels.shape[0] == 900 and pixels.shape[1] == 1200
     colours = {tuple(p) for p in (pixels[::7, ::7, :3] * 255).astype(int).reshape(-1, 3).tolist()}
     assert len(colours) > 20  # text, tables and a plot, not a white page
+
+
+FOLD_PROBE = """<script>
+window.addEventListener("load", () => {
+  const box = document.getElementById("summary").getBoundingClientRect();
+  document.body.setAttribute("data-fold", Math.ceil(box.bottom) + "/" + window.innerHeight);
+});
+</script>"""
+
+
+def test_the_summary_is_the_first_screen_at_a_laptop_size(tmp_path):
+    """Five domains, a before/after table, the success and curriculum plots: all above the fold at 1280x800."""
+    browser = chromium()
+    run = synthetic_run(tmp_path)
+    res = {"n": 60, "success_rate": 0.6, "ci95": [0.47, 0.72], "pass_at_k": 0.6, "problems": 60}
+    rep = {"k": 1, "overall": res, "domains": {d: res for d in ("blocksworld", "delivery", "ferry", "grippers",
+                                                                  "spanner")}, "buckets": {"ferry/easy": res}}
+    (run / "eval_before_after.json").write_text(json.dumps({"before": rep, "after": rep}))
+    report = build_report(run, tmp_path / "out")
+    page = report.html_path.read_text()
+    assert page.index("id='summary'") < page.index("<h2>Collapse alerts</h2>") < page.index("<h2>Plots</h2>")
+    probe = report.html_path.with_name("fold.html")
+    probe.write_text(page.replace("</body>", FOLD_PROBE + "</body>"))
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")] + ["--window-size=1280,800"]
+    cmd = [browser, *flags, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+           "--dump-dom", probe.as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'data-fold="(\d+)/(\d+)"', done.stdout)
+    assert found is not None, f"probe did not run; stderr: {done.stderr[-2000:]}"
+    bottom, height = int(found.group(1)), int(found.group(2))
+    assert 0 < bottom <= height, f"the summary ends at {bottom} px, the first screen is {height} px"
+    for title in ("Training success per domain", "Curriculum weights over steps"):
+        assert title in page[: page.index("<h2>Collapse alerts</h2>")]
