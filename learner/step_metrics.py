@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reward_service.debug_log import replace_lines
 from reward_service.result import Completion
 
 log = logging.getLogger(__name__)
@@ -138,17 +138,9 @@ def truncate_metrics(path: str | Path, start_step: int) -> int:
         return 0
     total = sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
     keep = [line for line, r in _records_with_lines(path) if isinstance(r.get("step"), int) and r["step"] < start_step]
-    _replace_lines(path, keep)
+    replace_lines(path, keep)
     if total > len(keep):
         log.info("%s: %d line(s) of steps >= %d (or unreadable) dropped; those steps run again", path,
                  total - len(keep), start_step)
     return total - len(keep)
 
-
-def _replace_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write("".join(line + "\n" for line in lines))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

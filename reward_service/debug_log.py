@@ -109,6 +109,17 @@ def summarize_step(step: int, scores: Sequence[Score]) -> StepSummary:
     )
 
 
+def replace_lines(path: Path, lines: list[str]) -> None:
+    """Rewrite a log file with `lines` atomically: written beside it, fsynced, renamed over it (a crash
+    leaves the old file or the new one, never half of each). Also used for metrics.jsonl."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def truncate_debug_log(path: str | Path, start_step: int) -> int:
     """Rewrite reward_debug.log without the lines of steps >= `start_step`; returns how many lines were dropped.
 
@@ -135,12 +146,7 @@ def truncate_debug_log(path: str | Path, start_step: int) -> int:
             keep.append(line)
     if torn:
         log.warning("%s:%d: dropped (the last line has no newline: cut by a crash mid-write)", path, len(lines) + 1)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write("".join(line + "\n" for line in keep))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_lines(path, keep)
     dropped = len(lines) + bool(torn) - len(keep)
     if dropped:
         log.info("%s: %d line(s) of steps >= %d (or torn) dropped; those steps are logged again", path, dropped,
