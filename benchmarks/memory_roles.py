@@ -8,8 +8,12 @@ Runs `python -m learner.main --config configs/tiny_cpu.yaml` from a given SFT'd 
 
 - default: the shipped tiny config;
 - no-prestart: RAY_prestart_worker_first_driver=0 (Ray does not start idle workers when the driver connects);
+- soft-limit-0: RAY_num_workers_soft_limit=0 (Ray keeps no idle workers in its pool);
 - no-dashboard: cluster.include_dashboard=false (no dashboard process, its module processes or its
-  multiprocessing helpers; the Prometheus gauges and the dashboard's pages go with it: docs/monitoring.md).
+  multiprocessing helpers; the Prometheus gauges and the dashboard's pages go with it: docs/monitoring.md);
+- micro-batch-20: learner.micro_batch_size=20 (the 80 completions of a step in 4 forward/backward passes;
+  the same gradient);
+- both: micro-batch-20 and no-dashboard.
 
 Prints per variant the per-role table of benchmarks/proc_memory.py and the median seconds per step, then the
 saving of each variant against the default (total PSS at one instant). Nothing here changes the project's
@@ -19,7 +23,7 @@ defaults; it measures what they cost.
 default: all B x G = 80 completions in one forward/backward) loads the policy as LearnerActor does
 (learner.model.load_policy, the tiny config's LoRA) and runs 4 GRPOTrainerCore steps on 80 random completions
 of 64 tokens after 15-60 prompt tokens (the tiny data's lengths); prints its PSS after the imports, after the
-load and after each step, with the step's seconds.
+load and after each step, with the step's seconds (and, first, after `import torch` alone).
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ from vs_trl import MB, run_arm  # noqa: E402
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "default": ([], {}),
     "no-prestart": ([], {"RAY_prestart_worker_first_driver": "0"}),
+    "soft-limit-0": ([], {"RAY_num_workers_soft_limit": "0"}),
     "no-dashboard": (["cluster.include_dashboard=false"], {}),
+    "micro-batch-20": (["learner.micro_batch_size=20"], {}),
+    "both": (["learner.micro_batch_size=20", "cluster.include_dashboard=false"], {}),
 }
 
 
@@ -57,14 +64,17 @@ def learner_probe_worker(model_path: str, micro_batch: int) -> None:
     import random
     import time
 
+    bare = own_pss_mb()
     import torch
 
     torch.set_num_threads(1)  # as LearnerActor with cluster.learner_num_cpus: 1
+    with_torch = own_pss_mb()
     from learner.config import load_config
     from learner.model import load_policy
     from learner.train_step import GRPOTrainerCore, TrainSample
 
-    print(f"micro_batch_size={micro_batch or 'null'}: after imports {own_pss_mb()} MB", flush=True)
+    print(f"micro_batch_size={micro_batch or 'null'}: bare {bare} MB, after import torch {with_torch} MB, after "
+          f"transformers, PEFT and the learner's modules {own_pss_mb()} MB", flush=True)
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", [f"learner.base_model={model_path}"]).learner
     cfg = cfg.model_copy(update={"micro_batch_size": micro_batch or None})
     model, tokenizer = load_policy(cfg)
@@ -113,12 +123,15 @@ def main() -> None:
     for name, res in results.items():
         print("\n" + format_peaks(res["peaks"], f"role ({name}, {args.mode})"))
     base = results["default"]["peaks"]
-    print(f"\n{'variant':<14} {'total PSS MB':>12} {'saved MB':>9} {'Ray system PSS MB':>18} {'idle workers':>13}")
+    print(f"\n{'variant':<14} {'total PSS MB':>12} {'saved MB':>9} {'Ray system PSS MB':>18} "
+          f"{'idle workers peak':>18} {'idle at total peak':>19} {'s/step':>7}")
     for name, res in results.items():
         p = res["peaks"]
         idle = p.roles.get("ray: idle worker", (0, 0, 0))
+        at = p.at_peak.get("ray: idle worker", (0, 0, 0))
         print(f"{name:<14} {p.total_pss / MB:>12.0f} {(base.total_pss - p.total_pss) / MB:>9.0f} "
-              f"{p.ray_system_pss / MB:>18.0f} {idle[1] / MB:>8.0f} MB/{idle[2]}")
+              f"{p.ray_system_pss / MB:>18.0f} {f'{idle[1] / MB:.0f} MB/{idle[2]}':>18} "
+              f"{f'{at[1] / MB:.0f} MB/{at[2]}':>19} {statistics.median(res['walls'][1:]):>7.2f}")
     roles = sorted({r for res in results.values() for r in res["peaks"].roles if is_ray_system(r)})
     print("Ray system roles seen: " + ", ".join(roles))
 

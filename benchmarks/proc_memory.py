@@ -159,6 +159,7 @@ class MemoryPeaks:
     total_pss: int = 0
     ray_system_pss: int = 0
     samples: int = 0
+    at_peak: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # the sample of the total PSS peak
 
     def update(self, sample: dict[str, tuple[int, int, int]]) -> None:
         self.samples += 1
@@ -166,7 +167,9 @@ class MemoryPeaks:
             r, p, k = self.roles.get(role, (0, 0, 0))
             self.roles[role] = (max(r, rss), max(p, pss), max(k, n))
         self.total_rss = max(self.total_rss, sum(v[0] for v in sample.values()))
-        self.total_pss = max(self.total_pss, sum(v[1] for v in sample.values()))
+        total_pss = sum(v[1] for v in sample.values())
+        if total_pss > self.total_pss:
+            self.total_pss, self.at_peak = total_pss, dict(sample)
         self.ray_system_pss = max(self.ray_system_pss,
                                   sum(v[1] for k, v in sample.items() if is_ray_system(k)))
 
@@ -203,11 +206,13 @@ class MemorySampler:
 
 
 def format_peaks(peaks: MemoryPeaks, title: str = "") -> str:
-    """A table: peak PSS and RSS per role (MB, largest first), the Ray system's sum and the totals."""
+    """A table: peak PSS and RSS per role (MB, largest first), its PSS at the instant of the total peak, the Ray
+    system's sum and the totals."""
     mb = 1024 * 1024
-    lines = [f"{title or 'role':<28} {'peak PSS MB':>11} {'peak RSS MB':>11} {'procs':>5}"]
+    lines = [f"{title or 'role':<28} {'peak PSS MB':>11} {'peak RSS MB':>11} {'procs':>5} {'PSS at total peak':>17}"]
     for role, (rss, pss, n) in sorted(peaks.roles.items(), key=lambda kv: -kv[1][1]):
-        lines.append(f"{role:<28} {pss / mb:>11.0f} {rss / mb:>11.0f} {n:>5}")
+        at = peaks.at_peak.get(role, (0, 0, 0))[1]
+        lines.append(f"{role:<28} {pss / mb:>11.0f} {rss / mb:>11.0f} {n:>5} {at / mb:>17.0f}")
     lines.append(f"{'Ray system (sum, at once)':<28} {peaks.ray_system_pss / mb:>11.0f}")
     lines.append(f"{'total (at once)':<28} {peaks.total_pss / mb:>11.0f} {peaks.total_rss / mb:>11.0f}"
                  f"   ({peaks.samples} samples)")

@@ -231,14 +231,16 @@ def summarize(arm: str, runs: list[dict], warmup: int) -> dict:
 
 
 def merged_peaks(runs: list[dict]) -> MemoryPeaks:
-    """Per role the largest peak over the reps; totals likewise."""
+    """Per role the largest peak over the reps; totals likewise, with the roles at the largest total."""
     merged = MemoryPeaks()
     for r in runs:
         p = r["peaks"]
         for role, (rss, pss, n) in p.roles.items():
             a, b, c = merged.roles.get(role, (0, 0, 0))
             merged.roles[role] = (max(a, rss), max(b, pss), max(c, n))
-        merged.total_rss, merged.total_pss = max(merged.total_rss, p.total_rss), max(merged.total_pss, p.total_pss)
+        if p.total_pss > merged.total_pss:
+            merged.total_pss, merged.at_peak = p.total_pss, dict(p.at_peak)
+        merged.total_rss = max(merged.total_rss, p.total_rss)
         merged.ray_system_pss = max(merged.ray_system_pss, p.ray_system_pss)
         merged.samples += p.samples
     return merged

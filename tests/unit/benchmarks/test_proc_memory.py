@@ -85,8 +85,11 @@ def test_peaks_total_is_the_largest_instant_not_the_sum_of_role_peaks() -> None:
     assert peaks.total_pss == 220 * MB  # second sample; the roles' peaks sum to 310 MB
     assert peaks.total_rss == 340 * MB
     assert peaks.ray_system_pss == 30 * MB
+    assert peaks.at_peak == {"driver": (40 * MB, 20 * MB, 1), "LearnerActor": (300 * MB, 200 * MB, 1)}
     table = pm.format_peaks(peaks)
-    assert table.splitlines()[1].startswith("LearnerActor") and "220" in table.splitlines()[-1]
+    assert table.splitlines()[1].split() == ["LearnerActor", "200", "300", "1", "200"]
+    assert table.splitlines()[3].split() == ["ray:", "raylet", "30", "50", "1", "0"]  # gone at the total peak
+    assert "220" in table.splitlines()[-1]
 
 
 def test_sampler_sees_a_real_child_and_its_memory() -> None:

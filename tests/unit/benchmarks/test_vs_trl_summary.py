@@ -53,6 +53,7 @@ def test_merged_peaks_take_each_roles_largest_peak_over_reps() -> None:
     merged = vt.merged_peaks([{"peaks": a}, {"peaks": b}])
     assert merged.roles["LearnerActor"] == (10 * MB, 9 * MB, 1)
     assert merged.total_pss == 10 * MB and merged.ray_system_pss == 2 * MB
+    assert merged.at_peak == {"LearnerActor": (10 * MB, 8 * MB, 1), "ray: raylet": (3 * MB, 2 * MB, 1)}
 
 
 def test_same_prompts_counts_equal_steps_against_the_first_sync_run() -> None:
