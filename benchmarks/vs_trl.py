@@ -7,7 +7,7 @@ every arm starts from that model and reads the same prompts per step (B=10 promp
 configs/tiny_cpu.yaml). The arms run one at a time, each in its own process tree, in interleaved order
 (rep 0: trl sync async, rep 1: sync async trl, ...), so a drift in the shared machine's load hits all arms:
 
-- trl:   TRL's GRPOTrainer with a PEFT LoRA, the project's reward (`reward_service.trl_reward.make_trl_reward`)
+- trl:   TRL's GRPOTrainer with a PEFT LoRA, the project's reward (`reward_service.trl.make_trl_reward`)
          and its TRL dataset view (`sampler.torch_dataset.trl_train_dataset`), in one process;
 - sync / async: `python -m learner.main --config configs/tiny_cpu.yaml mode=sync|async ...` (a local Ray).
 
@@ -85,10 +85,7 @@ def trl_worker(out: Path, data: Path, model_path: str, steps: int) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from learner.config import load_config
-    try:
-        from reward_service.trl import make_trl_reward
-    except ImportError:  # before reward_service/trl_reward.py was renamed trl.py
-        from reward_service.trl_reward import make_trl_reward
+    from reward_service.trl import make_trl_reward
     from sampler.preflight import preflight
     from sampler.stream import BalancedBatchStream
     from sampler.torch_dataset import trl_train_dataset
