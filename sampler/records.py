@@ -157,6 +157,9 @@ def discover_domains(cfg: SamplerConfig) -> dict[str, str]:
     return {name: os.path.join(root, f"{name}.jsonl") for name in names}
 
 
+SIDECAR_FILES = frozenset({"metadata.json", "import.json"})  # written beside the records by build_data / the importer
+
+
 def ignored_files(cfg: SamplerConfig, domains: dict[str, str] | None = None) -> list[str]:
     """Files directly in data_root that are not a selected domain's JSONL (combined.jsonl, metadata.json, ...)."""
     root = os.path.abspath(cfg.data_root)
@@ -183,8 +186,10 @@ def load_records(cfg: SamplerConfig, list_ignored: bool = True, pddl: PddlFileCh
     checker = _PathChecker(root)
     files = discover_domains(cfg)
     if list_ignored and (ignored := ignored_files(cfg, files)):
-        log.warning("data_root %s: ignoring %d file(s) that are not a domain's records: %s",
-                    os.path.abspath(cfg.data_root), len(ignored), ", ".join(ignored))
+        # the data builder's and the importer's own sidecar files are expected: listed, not warned about
+        level = logging.INFO if set(ignored) <= SIDECAR_FILES else logging.WARNING
+        log.log(level, "data_root %s: ignoring %d file(s) that are not a domain's records: %s",
+                os.path.abspath(cfg.data_root), len(ignored), ", ".join(ignored))
     pddl = pddl if pddl is not None else PddlFileCheck(cfg.check_pddl)
     domains = {d: _load_domain(d, path, cfg, checker, pddl) for d, path in files.items()}
     return RecordIndex(data_root=os.path.abspath(cfg.data_root), domains=domains, pddl_root=root)

@@ -107,6 +107,21 @@ def test_unparsed_file_name_errors_or_defaults(root, caplog):
     assert "domain ferry: 1 problem file names do not match" in caplog.text
 
 
+def test_the_builders_own_metadata_json_is_listed_not_warned_about(root, caplog):
+    _write(root, "ferry", [_good(0)])
+    (root / "metadata.json").write_text("{}")
+    with caplog.at_level(logging.INFO):
+        load_records(_cfg(root))
+    (record,) = [r for r in caplog.records if "not a domain's records" in r.getMessage()]
+    assert record.levelno == logging.INFO and record.getMessage().endswith(": metadata.json")
+    (root / "combined.jsonl").write_text("")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_records(_cfg(root))
+    (record,) = [r for r in caplog.records if "not a domain's records" in r.getMessage()]
+    assert record.levelno == logging.WARNING and "combined.jsonl, metadata.json" in record.getMessage()
+
+
 def test_domain_filter_and_missing_domain(root, caplog):
     _write(root, "ferry", [_good(0)])
     _write(root, "other", [_good(1)])
