@@ -100,8 +100,9 @@ def test_disaggregated_learner_and_engine_run_in_their_groups_on_different_gpus(
     assert len(learner["gpu_ids"]) == 1 and len(engine["gpu_ids"]) == 1
     assert learner["gpu_ids"] != engine["gpu_ids"]
     assert all("time/sleep" not in r and "time/wake" not in r for r in records)
-    # a push is staged on the actor's weights thread; the engine loads it before its next generate
-    assert [call for call, _, _ in seen["history"][0]] == ["push", "load_weights", "generate", "push",
+    # a push is staged on the actor's weights thread; the engine loads it before the generate that asks for it
+    # (version 0 is the engine's own start: nothing to load)
+    assert [call for call, _, _ in seen["history"][0]] == ["push", "generate", "push",
                                                            "load_weights", "generate", "push"]
 
 
@@ -115,14 +116,16 @@ def test_colocated_learner_and_engine_share_a_gpu_and_the_engine_sleeps_to_learn
     # the engine starts after the learner has loaded (vLLM's start-up memory profile needs a still GPU)
     assert seen["start_order"] == ["learner ready", "rollout start"]
     history = seen["history"][0]
-    # initial push, then per step: load v and generate, sleep, (learner trains), wake, push v+1 (staged; the
+    # initial push, then per step: generate with v (loaded first from its push, v0 is the start), sleep,
+    # (learner trains), wake, push v+1 (staged; the
     # engine loads it awake, before its next generate)
     assert [(call, version) for call, version, _ in history] == [
         ("push", 0),
-        ("load_weights", 0), ("generate", 0), ("sleep", 0), ("wake_up", 0), ("push", 1),
+        ("generate", 0), ("sleep", 0), ("wake_up", 0), ("push", 1),
         ("load_weights", 1), ("generate", 1), ("sleep", 1), ("wake_up", 1), ("push", 2),
     ]
+    sleeps = [i for i, (call, _, _) in enumerate(history) if call == "sleep"]
     for step, record in enumerate(records):
         assert record["time/sleep"] >= 0 and record["time/wake"] >= 0
-        slept_at, woke_at = history[3 + 5 * step][2], history[4 + 5 * step][2]
+        slept_at, woke_at = history[sleeps[step]][2], history[sleeps[step] + 1][2]
         assert woke_at - slept_at >= record["time/learn"]  # the whole learn phase fell inside the sleep
