@@ -16,7 +16,9 @@ from reward_service.result import Label
 EXTRACTOR = PlanExtractor()
 NAME = re.compile(r"[a-z0-9_][a-z0-9_\-]*", re.ASCII)
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI is reproducible; a new search (derandomize off, more
+# examples) is how holes are hunted, and each one found becomes an explicit example below.
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.text(alphabet=NAME_CHARS, min_size=1, max_size=8).filter(lambda s: s[0] != "-")
 actions = st.lists(names, min_size=1, max_size=4).filter(lambda w: w[0].lower() != "no-plan")
@@ -135,6 +137,16 @@ def test_plan_file_and_extractor_read_the_same_text_the_same(
     else:
         assert got.label is None, (text, got)
         assert got.plan == from_file  # the same steps, names, arguments and line numbers
+
+
+@pytest.mark.xfail(strict=True, reason="KNOWN HOLE (found by hypothesis in CI, 2026-12-02): a broken first step "
+                   "written on the same line as a step that continues on the next line is read as prose before the "
+                   "plan, so the extractor keeps a shorter plan where the plan-file reader refuses the text")
+def test_known_hole_broken_first_steps_taken_for_prose() -> None:
+    text = "(/0) (0\n 0)\n (0) "
+    with pytest.raises(PlanFormatError):
+        parse_plan_text(text)
+    assert EXTRACTOR.extract(text).label is Label.PLAN_FORMAT_ERROR
 
 
 @pytest.mark.parametrize("text", ["(a b)\n(c)", "0: (a b) [1]\n1: (c) [1]", "(a\n b) ; x\n\n(c)"])
