@@ -188,22 +188,20 @@ class PendingRollout:
         return [c.ref for c in self._chunks]
 
     def result(self) -> list[Completion]:
-        out: list[Completion] = []
-        for chunk in self._chunks:
-            out.extend(self._group._get_with_recovery(chunk, self._g, self._version, self._temperature))
-        return out
+        parts = dict(self.stream())
+        return [c for start in sorted(parts) for c in parts[start]]
 
-    def stream(self) -> Iterator[tuple[int, int, list[Completion]]]:
-        """(start, prompts, completions) of each actor's chunk as it finishes, first finished first: `start` is
-        the index of the chunk's first prompt, `prompts` their count. Every chunk comes once; a chunk whose
-        actor died is redone (with the same recovery as `result`) when its turn comes. For scoring a chunk
-        while the other actors still generate."""
+    def stream(self) -> Iterator[tuple[int, list[Completion]]]:
+        """(start, completions) of each actor's chunk as it finishes, first finished first: `start` is the
+        index of the chunk's first prompt. Every chunk comes once; a chunk whose actor died is redone (pushed
+        the version it was asked for, then generated again) when its turn comes. For scoring a chunk while
+        the other actors still generate."""
         left = {chunk.ref: chunk for chunk in self._chunks}
         while left:
             ready, _ = ray.wait(list(left), num_returns=1)
             chunk = left.pop(ready[0])
             completions = self._group._get_with_recovery(chunk, self._g, self._version, self._temperature)
-            yield chunk.start, len(chunk.prompts), completions
+            yield chunk.start, completions
 
 
 class RolloutGroup:
@@ -244,11 +242,9 @@ class RolloutGroup:
             ).remote(str(model_path), config, kwargs)
             for i in range(config.num_actors)
         ]
-        self._weights: tuple[ray.ObjectRef, int] | None = None  # the last push
-        # the last pushes by version (object refs: the tensors stay in the object store), so a chunk asked
-        # for an older version (async: submitted steps ahead) can be redone on it after an actor restarts
+        # the last pushes by version, newest last (object refs: the tensors stay in the object store), so a
+        # chunk asked for an older version (async: submitted steps ahead) can be redone on it after a restart
         self._recent: collections.OrderedDict[int, ray.ObjectRef] = collections.OrderedDict()
-        self.keep_versions = KEEP_VERSIONS
 
     def submit(
         self,
@@ -290,9 +286,8 @@ class RolloutGroup:
     def update_weights(self, adapter_state: Mapping[str, torch.Tensor] | ray.ObjectRef, version: int) -> None:
         """Send one copy of the adapter to the object store and load it on every actor."""
         ref = adapter_state if isinstance(adapter_state, ray.ObjectRef) else ray.put(dict(adapter_state))
-        self._weights = (ref, version)
         self._recent[version] = ref
-        while len(self._recent) > self.keep_versions:
+        while len(self._recent) > KEEP_VERSIONS:
             self._recent.popitem(last=False)
         refs = [a.update_weights.remote(ref, version) for a in self.actors]
         for i, r in enumerate(refs):
@@ -362,7 +357,8 @@ class RolloutGroup:
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:
-                ray.get(self.actors[i].update_weights.remote(*self._weights))
+                version, ref = next(reversed(self._recent.items()))  # the last push
+                ray.get(self.actors[i].update_weights.remote(ref, version))
                 return
             except RayActorError:
                 if time.monotonic() > deadline:
@@ -380,7 +376,7 @@ class RolloutGroup:
                 # A mismatch means the actor restarted after its last task and holds its start weights;
                 # it is recoverable only when the group still holds the version asked for.
                 stale = isinstance(err, PolicyVersionMismatch)
-                want = version if version is not None else (None if self._weights is None else self._weights[1])
+                want = version if version is not None else next(reversed(self._recent), None)  # newest push
                 if stale and want not in self._recent:
                     raise
                 if time.monotonic() > deadline:

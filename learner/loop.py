@@ -55,7 +55,7 @@ def score_as_generated(rollout: Any, score: Callable[[list, list], list], sample
         waited += time.monotonic() - t
         if item is None:
             break
-        start, _, completions = item
+        start, completions = item
         if start in parts:
             raise RuntimeError(f"rollout chunk at prompt {start} arrived twice")
         t = time.monotonic()
@@ -168,6 +168,7 @@ class StepLoop:
         self.live = RunMetrics(run_dir.name)
         self.collapse = CollapseDetector(cfg.eval.collapse_margin)
         self.eval_samples: list[dict] | None = None
+        self._ahead: dict[int, PlannedStep] = {}  # async: the next max_staleness steps, submitted ahead
         self.version = 0
         self.start_step = 0
         self._last_end = time.monotonic()
@@ -218,7 +219,6 @@ class StepLoop:
     def run(self) -> None:
         cfg = self.cfg
         steps = range(self.start_step, cfg.max_steps)
-        self._ahead: dict[int, PlannedStep] = {}  # async: the next max_staleness steps, submitted ahead
         bar = progress(steps, total=len(steps), desc="grpo", enabled=cfg.logging.progress_bar)
         self._last_end = time.monotonic()
         self._rollout_timings = self.rollout.timings()

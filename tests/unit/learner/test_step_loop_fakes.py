@@ -55,8 +55,8 @@ class FakePending:
 
     def stream(self):
         half = len(self.completions) // 2  # two chunks that arrive out of order, as from two actors
-        yield half, 0, self.completions[half:]
-        yield 0, 0, self.completions[:half]
+        yield half, self.completions[half:]
+        yield 0, self.completions[:half]
 
     def result(self) -> list[Completion]:
         return list(self.completions)
