@@ -15,19 +15,6 @@ from sampler.datagen.sizes import parse_sizes, settings_for
 SMALL = dict(per_domain=5, sizes="tiny", test_fraction=0.4, seed=3)
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    out = {}
-    for f in sorted(root.rglob("*")):
-        if f.is_file():
-            data = f.read_bytes()
-            if f.name == "metadata.json":  # build_seconds is the one field that may differ
-                meta = json.loads(data)
-                meta.pop("build_seconds")
-                data = json.dumps(meta).encode()
-            out[str(f.relative_to(root))] = data
-    return out
-
-
 def _records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -69,11 +56,11 @@ def test_train_and_test_are_disjoint(built):
         assert not body(train_files) & body(test_files)  # not the same problem under another name either
 
 
-def test_rerun_is_byte_identical_and_independent_of_workers(built, tmp_path):
+def test_rerun_is_byte_identical_and_independent_of_workers(built, tmp_path, data_tree):
     build_dataset(tmp_path / "again", **SMALL)
-    assert _tree(tmp_path / "again") == _tree(built)
+    assert data_tree(tmp_path / "again") == data_tree(built)
     build_dataset(tmp_path / "par", workers=2, **SMALL)
-    assert _tree(tmp_path / "par") == _tree(built)
+    assert data_tree(tmp_path / "par") == data_tree(built)
 
 
 def test_rebuild_into_same_folder_removes_old_problems(tmp_path):

@@ -26,19 +26,6 @@ pytestmark = pytest.mark.slow  # two builds of the default data, ~10 s each on 2
 DEFAULT_CONFIG = Path(__file__).resolve().parents[4] / "configs" / "tiny_cpu.yaml"
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    out = {}
-    for f in sorted(root.rglob("*")):
-        if f.is_file():
-            data = f.read_bytes()
-            if f.name == "metadata.json":  # build_seconds is the one field that may differ
-                meta = json.loads(data)
-                meta.pop("build_seconds")
-                data = json.dumps(meta).encode()
-            out[str(f.relative_to(root))] = data
-    return out
-
-
 def _build(cfg, out: Path) -> float:
     """The default run's data exactly as learner.bootstrap.ensure_data builds it; returns the wall time (s)."""
     t0 = time.perf_counter()
@@ -89,10 +76,10 @@ def test_default_data_fits_the_tiny_models_prompt_and_completion_limits(default_
         assert plan_len[table.members["hard"]].mean() > plan_len[table.members["easy"]].mean(), domain
 
 
-def test_default_data_is_byte_identical_on_rebuild_and_under_a_minute(default_data, tmp_path):
+def test_default_data_is_byte_identical_on_rebuild_and_under_a_minute(default_data, tmp_path, data_tree):
     cfg, root, first = default_data
     second = _build(cfg, tmp_path)
-    assert _tree(tmp_path) == _tree(root)
+    assert data_tree(tmp_path) == data_tree(root)
     assert max(first, second) < 60.0, (first, second)
 
 
