@@ -147,7 +147,7 @@ class RewardScorer:
         self._validator = validator
         self._cross_validator = cross_validator
         self._built: dict[str, Validator] = {}
-        self._task_choice: dict[tuple[Path, Path], tuple[str, bool]] = {}  # auto: (validator, cross-checkable)
+        self._task_choice: dict[tuple[Path, Path], str] = {}  # auto: the validator of each task
         self._rng = random.Random(config.seed)
         self.stats = ScorerStats()
 
@@ -185,9 +185,9 @@ class RewardScorer:
                     name, why = "val", f"the parser cannot read it: {exc}"
                 log.info("task %s %s: validator %s (not decided at pre-flight: %s)", domain_path.name,
                          problem_path.name, name, why)
-            self._task_choice[key] = (name, name == "native")
-        name, cross_ok = self._task_choice[key]
-        return self._named(name), cross_ok
+            self._task_choice[key] = name
+        name = self._task_choice[key]
+        return self._named(name), name == "native"  # a task routed to VAL has no native verdict to compare
 
     def _cross_for(self, first: Validator) -> Validator:
         if self._cross_validator is not None:
@@ -228,13 +228,7 @@ class RewardScorer:
                     )
             t0 = time.perf_counter()
             extraction = self.extractor.extract(completion.text)
-            if completion.sample_id in missing:
-                scores[i] = Score(reward=None, label=Label.VALIDATOR_ERROR, plan=extraction.plan.to_text(),
-                                  plan_length=len(extraction.plan), sample_id=completion.sample_id,
-                                  domain=sample_domain(sample), error=missing[completion.sample_id],
-                                  latency_ms=(time.perf_counter() - t0) * 1000)
-                continue
-            domain_path, problem_path, domain, reference = resolved[completion.sample_id]
+            _, _, domain, reference = resolved.get(completion.sample_id, (None, None, sample_domain(sample), None))
             base = Score(
                 reward=None,
                 label=Label.VALIDATOR_ERROR,
@@ -246,6 +240,11 @@ class RewardScorer:
                 dropped_lines=extraction.dropped_lines,
                 trailing_text=extraction.trailing_text,
             )
+            if completion.sample_id in missing:
+                scores[i] = replace(base, error=missing[completion.sample_id],
+                                    latency_ms=(time.perf_counter() - t0) * 1000)
+                continue
+            domain_path, problem_path = resolved[completion.sample_id][:2]
             if extraction.label is not None:  # decided without a validator
                 decided = ValidationResult(label=extraction.label, plan_length=len(extraction.plan))
                 scores[i] = replace(

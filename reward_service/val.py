@@ -289,44 +289,50 @@ class ValTask:
     goals_total: int  # ground goal conjuncts (a forall counts once per object), as VAL's advice lists them
 
 
-_TASK_CACHE: dict[tuple, ValTask] = {}
+@dataclass(frozen=True)
+class _Unread:
+    """A task the parser refuses: the error, and the raw goal count VAL's verdict is read against."""
+
+    error: PddlError
+    raw_goals: int
+
+
+_TASK_CACHE: dict[tuple, ValTask | _Unread] = {}
 _TASK_CACHE_SIZE = 64
 
 
-def load_task(domain_file: str | Path, problem_file: str | Path) -> ValTask:
-    """Parse (domain, problem) once per file version; PddlError (file, line) when either does not parse."""
+def _cached_task(domain_file: str | Path, problem_file: str | Path) -> ValTask | _Unread:
+    """Parse (domain, problem) once per file version, a refusal included."""
     d, p = Path(domain_file).resolve(), Path(problem_file).resolve()
     ds, ps = d.stat(), p.stat()
     key = (str(d), ds.st_mtime_ns, ds.st_size, str(p), ps.st_mtime_ns, ps.st_size)
     hit = _TASK_CACHE.get(key)
     if hit is None:
-        domain = load_domain(d)
-        problem = load_problem(p, domain)
-        # The simulator's goal parts are the ground conjuncts, the unit of VAL's "(Set X to true)" advice.
-        hit = ValTask(domain, problem, len(Simulator(domain, problem).goal_parts))
+        try:
+            domain = load_domain(d)
+            problem = load_problem(p, domain)
+            # The simulator's goal parts are the ground conjuncts, the unit of VAL's "(Set X to true)" advice.
+            hit = ValTask(domain, problem, len(Simulator(domain, problem).goal_parts))
+        except PddlError as err:
+            hit = _Unread(err, raw_goal_count(p.read_text(encoding="utf-8", errors="replace"), str(p)))
         if len(_TASK_CACHE) >= _TASK_CACHE_SIZE:
             _TASK_CACHE.pop(next(iter(_TASK_CACHE)))
         _TASK_CACHE[key] = hit
     return hit
 
 
-_UNREAD_CACHE: dict[tuple, int] = {}
+def load_task(domain_file: str | Path, problem_file: str | Path) -> ValTask:
+    """Parse (domain, problem) once per file version; PddlError (file, line) when either does not parse."""
+    hit = _cached_task(domain_file, problem_file)
+    if isinstance(hit, _Unread):
+        raise hit.error.with_traceback(None)
+    return hit
 
 
 def try_load_task(domain_file: str | Path, problem_file: str | Path) -> tuple[ValTask | None, int]:
     """(the parsed task, its goal count), or (None, the raw goal count) when the parser cannot read the task."""
-    try:
-        task = load_task(domain_file, problem_file)
-    except PddlError:
-        p = Path(problem_file).resolve()
-        st = p.stat()
-        key = (str(p), st.st_mtime_ns, st.st_size)
-        if key not in _UNREAD_CACHE:
-            if len(_UNREAD_CACHE) >= _TASK_CACHE_SIZE:
-                _UNREAD_CACHE.pop(next(iter(_UNREAD_CACHE)))
-            _UNREAD_CACHE[key] = raw_goal_count(p.read_text(encoding="utf-8", errors="replace"), str(p))
-        return None, _UNREAD_CACHE[key]
-    return task, task.goals_total
+    hit = _cached_task(domain_file, problem_file)
+    return (None, hit.raw_goals) if isinstance(hit, _Unread) else (hit, hit.goals_total)
 
 
 def raw_goal_count(problem_text: str, filename: str = "<problem>") -> int:

@@ -10,7 +10,6 @@ from typing import Any, Literal
 from reward_service.result import Validator
 
 VALIDATOR_NAMES = ("val", "native")
-VALIDATOR_CHOICES = ("auto", "val", "native")  # RewardConfig.validator
 
 
 def make_validator(name: Literal["val", "native"], **opts: Any) -> Validator:
@@ -35,11 +34,6 @@ class ValidatorChoice:
     reason: str  # "parses with supported requirements only", or the PddlUnsupportedError text (file:line)
     requirement: str | None = None  # the requirement the native validator does not simulate (VAL chosen)
 
-    @property
-    def native_can_check(self) -> bool:
-        """Whether the native validator can judge this task too (so a cross-check means something)."""
-        return self.requirement is None
-
 
 NATIVE_REASON = "parses with supported requirements only"
 
@@ -49,7 +43,7 @@ def choice_from_error(err: Exception) -> ValidatorChoice | None:
     from reward_service.pddl import PddlUnsupportedError
 
     if isinstance(err, PddlUnsupportedError):
-        return ValidatorChoice("val", str(err), err.requirement or "unknown")
+        return ValidatorChoice("val", str(err), err.requirement or "a feature")
     return None
 
 

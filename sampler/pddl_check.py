@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from reward_service.pddl import Domain, PddlError, PddlUnsupportedError, load_domain, load_problem
 from reward_service.pddl.errors import PddlLeniencyWarning
-from reward_service.validators import NATIVE_REASON, ValidatorChoice
+from reward_service.validators import NATIVE_REASON, ValidatorChoice, choice_from_error
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,14 @@ class PddlFileCheck:
 
     def _unsupported(self, err: PddlUnsupportedError, domain_file: str, problem_file: str | None,
                      domain: str) -> None:
-        requirement = err.requirement or "a feature"
+        choice = choice_from_error(err)  # the one rule: VAL, naming the requirement
+        requirement = choice.requirement
         if self.validator == "native":  # an error even with on_bad_record: skip (no record of it could be scored)
             name = f"domain '{domain}'" if domain else "this task"
             raise PddlFileError(f"{err}: {name} uses {requirement}, so it cannot be trained on with "
                                 "reward.validator: native (auto or val scores it with VAL)")
         if problem_file is not None:
-            self._choose((domain_file, problem_file), ValidatorChoice("val", str(err), requirement), domain)
+            self._choose((domain_file, problem_file), choice, domain)
         return None
 
     def _domain(self, path: str) -> Domain | str | PddlUnsupportedError:

@@ -67,10 +67,10 @@ def preflight(cfg: SamplerConfig, validator: Literal["auto", "val", "native"] = 
     for idx in train.domains.values():
         idx.close()
     root = pddl_root(cfg)
-    task_validators = {task_key(d, p, root): c.validator for (d, p), c in pddl.choices.items()}
+    task_validators = ({task_key(d, p, root): c.validator for (d, p), c in pddl.choices.items()}
+                       if validator == "auto" else {})  # the workers read it under auto only
     counts = _log_validators(pddl, validator, tuple(train.domains))
-    report = PreflightReport(tuple(train.domains), records, skipped, time.monotonic() - t0,
-                             task_validators if validator == "auto" else {}, counts)
+    report = PreflightReport(tuple(train.domains), records, skipped, time.monotonic() - t0, task_validators, counts)
     log.info("pre-flight: %s records checked in %.1f s, PDDL under %s",
              {s: sum(n.values()) for s, n in records.items()}, report.seconds, pddl_root(cfg))
     if any(n for split in skipped.values() for n in split.values()):
