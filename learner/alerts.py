@@ -249,16 +249,10 @@ def collapse_alerts(records: Sequence[Mapping[str, Any]], evals: Sequence[tuple[
 def scan_run(run_dir: str | Path, margin: float, window: int = TRAIN_WINDOW,
              min_prompts: float = TRAIN_MIN_PROMPTS) -> list[str]:
     """Collapse alerts of a run directory (its eval/step-N.json files, else its metrics.jsonl)."""
+    from learner.step_metrics import read_metrics  # a torn line (a crash, a live writer) dropped with a warning
+
     root = Path(run_dir)
-    records = []
-    metrics = root / "metrics.jsonl"
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash or a live writer
-    return collapse_alerts(records, success_from_eval_dir(root / "eval"), margin, window, min_prompts)
+    return collapse_alerts(read_metrics(root), success_from_eval_dir(root / "eval"), margin, window, min_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,11 +99,13 @@ def read_jsonl_records(path: str | Path) -> list[dict[str, Any]]:
     return [record for _, record in _records_with_lines(Path(path))]
 
 
-def _records_with_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    if not path.exists():
-        return []
+def _records_with_lines(path: Path, lines: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) of every readable JSON-object line of `path` (or of `lines`, its text already read)."""
+    if lines is None:
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     out = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -136,8 +138,13 @@ def truncate_metrics(path: str | Path, start_step: int) -> int:
     path = Path(path)
     if not path.exists():
         return 0
-    total = sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
-    keep = [line for line, r in _records_with_lines(path) if isinstance(r.get("step"), int) and r["step"] < start_step]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    total = sum(1 for line in lines if line.strip())
+    keep = [line for line, r in _records_with_lines(path, lines)
+            if isinstance(r.get("step"), int) and r["step"] < start_step]
+    if lines == keep and (not text or text.endswith("\n")):
+        return 0  # every line kept and the last one ended: the file stays as it is
     replace_lines(path, keep)
     if total > len(keep):
         log.info("%s: %d line(s) of steps >= %d (or unreadable) dropped; those steps run again", path,

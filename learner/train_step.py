@@ -340,8 +340,9 @@ class GRPOTrainerCore:
                                          f"{metrics['loss']:.6g}); no update was applied")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        broken = [name for name, p in self.model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
-        if broken:
+        # one fused check over the trainable tensors (a device sync per step, not per tensor); names only on failure
+        if not bool(torch.stack([p.isfinite().all() for p in self.params]).all()):
+            broken = [name for name, p in self.model.named_parameters() if p.requires_grad and not p.isfinite().all()]
             raise NonFiniteTrainingError(
                 f"optimizer step {self.version}: {len(broken)} adapter weight tensor(s) are not finite after the "
                 f"update (first: {broken[0]}; learning rate {lr:g}, gradient norm {grad_norm:.6g})")
