@@ -85,15 +85,14 @@ def trl_worker(out: Path, data: Path, model_path: str, steps: int) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from learner.config import load_config
+    from learner.pipeline import preflight_config
     from reward_service.trl import make_trl_reward
-    from sampler.preflight import preflight
     from sampler.stream import BalancedBatchStream
     from sampler.torch_dataset import trl_train_dataset
 
-    cfg = load_config(TINY, common_overrides(data, model_path, steps))
-    report = preflight(cfg.sampler, cfg.reward.validator)  # what pddl-grpo's driver does before the run
-    stream = BalancedBatchStream.from_config(cfg.sampler.model_copy(update={"domains": list(report.domains)}))
-    reward_fn = make_trl_reward(data, cfg.reward.model_copy(update={"task_validators": report.task_validators}))
+    cfg = preflight_config(load_config(TINY, common_overrides(data, model_path, steps)))  # as the driver does
+    stream = BalancedBatchStream.from_config(cfg.sampler)
+    reward_fn = make_trl_reward(data, cfg.reward)
     lc, rc, g = cfg.learner, cfg.rollout, cfg.rollout.num_generations
     args = trl.GRPOConfig(
         output_dir=str(out / "trl"), max_steps=steps, per_device_train_batch_size=cfg.sampler.batch_size * g,
@@ -149,7 +148,9 @@ def read_steps(arm: str, out: Path) -> dict:
     """Step walls, rewards and sample ids of a finished arm, plus pddl-grpo's own phase and idle metrics."""
     if arm == "trl":
         return json.loads((out / "steps.json").read_text())
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    from learner.step_metrics import read_metrics  # a torn last line dropped with a warning
+
+    records = read_metrics(out)
     res = {"walls": [r["time/wall"] for r in records], "rewards": [r["reward/mean"] for r in records],
            "sample_ids": [sorted(r["batch/sample_ids"]) for r in records]}
     for key in ("rollout/idle_ratio", "learner/idle_ratio", "time/weight_sync", "rollout/load_weights_s"):

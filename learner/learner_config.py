@@ -161,6 +161,12 @@ class LearnerConfig(BaseModel):
         return self
 
 
+def base_is_4bit(config: LearnerConfig, cuda: bool) -> bool:
+    """Whether the learner loads its base in NF4: load_in_4bit on a GPU, or forced on CPU (load_in_4bit_on_cpu).
+    learner.model loads by it and learner.recipe_check judges by it."""
+    return config.load_in_4bit and (cuda or config.load_in_4bit_on_cpu)
+
+
 def data_parallel_ranks(data_parallel_size: int | None, learner_num_gpus: float) -> int:
     """Learner ranks for `learner.data_parallel_size` and `cluster.learner_num_gpus`; inconsistent pairs raise.
 

@@ -13,7 +13,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from learner.learner_config import LearnerConfig
+from learner.learner_config import LearnerConfig, base_is_4bit
 from learner.unsloth_first import import_unsloth_first, wants_unsloth
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _load_with_unsloth(config: LearnerConfig, dtype: torch.dtype) -> tuple[Any, 
 
 def _load_base(config: LearnerConfig, dtype: torch.dtype, cuda: bool) -> PreTrainedModel:
     kwargs: dict[str, Any] = {"dtype": dtype}
-    quantize = config.load_in_4bit and (cuda or config.load_in_4bit_on_cpu)
+    quantize = base_is_4bit(config, cuda)
     if quantize:
         from transformers import BitsAndBytesConfig  # needs bitsandbytes (the [gpu] extra)
 

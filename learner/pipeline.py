@@ -35,7 +35,7 @@ def smoke_config(cfg: RunConfig) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
-def _preflight(cfg: RunConfig) -> RunConfig:
+def preflight_config(cfg: RunConfig) -> RunConfig:
     """Check every record and PDDL file at start (sampler.preflight); the run then uses the domains found.
 
     Every reader after this (SFT, prompt lengths, evaluation) gets the same domain list, so a
@@ -109,7 +109,7 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     asked = cfg
     t0 = time.monotonic()
     data_root = ensure_data(cfg, progress=cfg.logging.progress_bar)
-    cfg = _preflight(cfg)  # bad records or PDDL stop the run here, before Ray, SFT or any model loads
+    cfg = preflight_config(cfg)  # bad records or PDDL stop the run here, before Ray, SFT or any model loads
     started_ray = _init_ray(cfg)
     _check_cluster(cfg, started_ray)  # before any model loads or SFT runs
     if started_ray:  # actors of a local Ray get absolute paths; a joined cluster keeps the job's working_dir

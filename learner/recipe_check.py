@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from actors.placement import PlacementOptions, learner_num_gpus, placement_options, plan_placement
 from learner.config import ConfigError, RunConfig, load_config
+from learner.learner_config import base_is_4bit
 
 DEFAULT_NUM_DOMAINS = 5  # the five generated domains when sampler.domains is null
 _EPS = 1e-9
@@ -71,8 +72,8 @@ def check_engine(cfg: RunConfig) -> list[str]:
 
 
 def learner_is_4bit(cfg: RunConfig) -> bool:
-    """The learner's base is NF4 (learner.model._load_base's rule): load_in_4bit on a GPU, or forced on CPU."""
-    return cfg.learner.load_in_4bit and (learner_num_gpus(cfg) > 0 or cfg.learner.load_in_4bit_on_cpu)
+    """The learner's base is NF4 (learner_config.base_is_4bit, the rule learner.model loads by)."""
+    return base_is_4bit(cfg.learner, cuda=learner_num_gpus(cfg) > 0)
 
 
 def _quantization_gap_text(cfg: RunConfig) -> str:
