@@ -199,6 +199,41 @@ class _Broken(Exception):
         self.in_step = in_step  # the error is inside a step's parentheses (its `)` may be on a later line)
 
 
+def _closes(rest: str) -> bool:
+    """Whether the rest of a line, read from inside an open step, leaves no step open: `(/x) (b` does not,
+    its `(b` continues on the next line (parentheses in a `;` comment do not count)."""
+    depth = 1
+    for m in _TOKEN.finditer(rest):
+        kind = m.lastgroup
+        if kind == "comment":
+            break
+        if kind == "lpar":
+            depth += 1
+        elif kind == "rpar":
+            depth = max(depth - 1, 0)
+    return depth == 0
+
+
+def _step_tail(line: str) -> bool:
+    """Whether a line that is not a plan line is the tail of a step (`   b c)`): plan tokens only (names,
+    parentheses, durations, a comment) with a `)` that closes nothing on the line. Prose (`Done.`, `:)`) holds
+    other characters; a tail read as prose would cut the plan line above it off the kept block."""
+    depth = 0
+    for m in _TOKEN.finditer(line):
+        kind = m.lastgroup
+        if kind == "comment":
+            break
+        if kind == "other":
+            return False
+        if kind == "lpar":
+            depth += 1
+        elif kind == "rpar":
+            depth -= 1
+            if depth < 0:
+                return True
+    return False
+
+
 class _LineParser:
     """Reads text into `_Unit`s: one recursive-descent pass over `_TOKEN`s, linear in the text's length."""
 
@@ -246,8 +281,12 @@ class _LineParser:
             self._take()
             self._take()  # its newline, or the end
             return _Unit("comment", first, first)
+        start = self.pos
         if not self._prefix():
             self._to_line_end()
+            line = self.text[start : self.pos].rstrip("\n")
+            if _step_tail(line):
+                return _Unit("broken", first, first, reason="a ')' with no '(' before it: the tail of a step")
             return _Unit("other", first, first)
         try:
             steps = self._steps()
@@ -264,7 +303,7 @@ class _LineParser:
         end = self.text.find("\n", self.pos)
         rest = self.text[self.pos : len(self.text) if end < 0 else end]
         self._to_line_end()
-        if not broken.in_step or ")" in rest.split(";", 1)[0]:
+        if not broken.in_step or _closes(rest):
             return
         while self.line < self.lines:
             start, line = self.pos, self.line
