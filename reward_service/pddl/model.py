@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+
+from reward_service.pddl.errors import PddlSemanticError
 
 # ---- formulas (arguments are "?var" variables or object names) ---------------------------------------
 
@@ -299,6 +301,13 @@ class Problem:
     preferences: tuple[GoalPreference, ...] = ()  # soft goals, left out of `goal`
     numeric_init: tuple[tuple[Atom, float], ...] = ()  # `(= (f a b) 3)` of the :action-costs functions
     metric: Metric | None = None
+    # `init` in declaration order, for printing only (reward_service.pddl.printer); () = unordered (sorted)
+    init_order: tuple[Atom, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.init_order and (len(self.init_order) != len(self.init) or set(self.init_order) != self.init):
+            raise PddlSemanticError("init_order must list every atom of init exactly once", self.filename, 0,
+                                    self.name)
 
     @cached_property
     def all_objects(self) -> dict[str, str]:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from reward_service.pddl.printer import domain_to_pddl, problem_to_pddl
 from sampler.datagen.domains import DOMAIN_NAMES, get_generator
 from sampler.datagen.generate import make_problem
-from sampler.datagen.prompts import compact_prompt, domain_renaming, full_prompt, problem_renaming, rename_plan
+from sampler.datagen.prompts import (
+    DOMAIN_KEY,
+    compact_prompt,
+    domain_renaming,
+    full_prompt,
+    problem_renaming,
+    rename_plan,
+)
+from sampler.datagen.rename import rename_domain, rename_problem
 from sampler.datagen.valcheck import check_gold_plan
 
 
@@ -49,8 +58,10 @@ class Built:
 def domain_text(domain: str, prompt_style: str) -> str:
     """The domain file as written: renamed for the symbolized style."""
     gen = get_generator(domain)
-    rename = domain_renaming(gen.domain, DOMAIN_NAMES.index(domain)) if prompt_style == "symbolized" else {}
-    return gen.domain.to_pddl(rename)
+    if prompt_style != "symbolized":
+        return domain_to_pddl(gen.domain)
+    rename = domain_renaming(gen.domain, DOMAIN_NAMES.index(domain))
+    return domain_to_pddl(rename_domain(gen.domain, rename, rename[DOMAIN_KEY]))
 
 
 def build_one(job: Job) -> Built:
@@ -59,17 +70,20 @@ def build_one(job: Job) -> Built:
     gp = make_problem(job.domain, job.params, job.seed, job.constraints, job.mix_ratio, job.node_limit,
                       job.max_plan_length)
     rename: dict[str, str] = {}
+    problem = gp.problem
     if job.prompt_style == "symbolized":
-        rename = problem_renaming(gp.task, domain_renaming(gen.domain, DOMAIN_NAMES.index(job.domain)), job.seed)
+        rename = problem_renaming(gp.problem, domain_renaming(gen.domain, DOMAIN_NAMES.index(job.domain)), job.seed)
+        problem = rename_problem(gp.problem, rename, rename[DOMAIN_KEY])
     dtext = domain_text(job.domain, job.prompt_style)
-    ptext = gp.task.to_pddl(rename)
+    ptext = problem_to_pddl(problem)
     plan = rename_plan(gp.plan, rename) if rename else gp.plan
     if job.prompt_style == "compact":
-        prompt = compact_prompt(job.domain, gp.task, gen.compact_omit)
+        prompt = compact_prompt(job.domain, gp.problem, gen.compact_omit)
     else:
         prompt = full_prompt(dtext, ptext)
+    key = problem_to_pddl(replace(gp.problem, name="_"))
     return Built(
-        domain=job.domain, name=gp.name, params=gp.params, seed=job.seed, key=gp.task.to_pddl(name="_"),
+        domain=job.domain, name=gp.name, params=gp.params, seed=job.seed, key=key,
         domain_text=dtext, problem_text=ptext, plan=plan, optimal=gp.optimal, families=gp.families, prompt=prompt,
     )
 

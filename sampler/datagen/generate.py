@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from reward_service.pddl.model import (
+    And,
+    Constraint,
+    ConstraintAnd,
+    ConstraintForall,
+    Forall,
+    Formula,
+    Imply,
+    Modal,
+    Not,
+    Problem,
+)
 from sampler.datagen.domains import get_generator
 from sampler.datagen.domains.base import Params
 from sampler.datagen.planner import DEFAULT_NODE_LIMIT, plan
-from sampler.datagen.task import Task
 
 CONSTRAINT_MODES = ("on", "off", "mix")
 MAX_ATTEMPTS = 200  # resamples before giving up on a (sizes, seed)
@@ -16,6 +27,34 @@ MAX_ATTEMPTS = 200  # resamples before giving up on a (sizes, seed)
 
 class UnsolvableSizesError(RuntimeError):
     """No solvable problem was found for a (domain, sizes, seed) within MAX_ATTEMPTS samples."""
+
+
+def _shape(f: Formula) -> str:
+    if isinstance(f, Not):
+        return "-not" + _shape(f.arg)
+    if isinstance(f, Imply):
+        return "-imply"
+    if isinstance(f, Forall):
+        return "-forall" + _shape(f.body)
+    if isinstance(f, And):
+        return "-and"
+    return ""
+
+
+def constraint_family(c: Constraint) -> str:
+    """The safety-constraint family a constraint belongs to: `always-not`, `forall-at-most-once`, ..."""
+    if isinstance(c, ConstraintForall):
+        return "forall-" + constraint_family(c.body)
+    if isinstance(c, Modal):
+        return c.kind + _shape(c.first)
+    raise TypeError(f"no constraint family for {c}")
+
+
+def constraint_parts(problem: Problem) -> tuple[Constraint, ...]:
+    """The problem's top-level constraints (one, or the members of its `and`)."""
+    if problem.constraints is None:
+        return ()
+    return problem.constraints.args if isinstance(problem.constraints, ConstraintAnd) else (problem.constraints,)
 
 
 @dataclass(frozen=True)
@@ -26,14 +65,14 @@ class GeneratedProblem:
     name: str
     params: dict[str, int]
     seed: int
-    task: Task
+    problem: Problem
     plan: tuple[str, ...]
     optimal: bool
     attempts: int
 
     @property
     def families(self) -> tuple[str, ...]:
-        return tuple(c.family for c in self.task.constraints)
+        return tuple(map(constraint_family, constraint_parts(self.problem)))
 
 
 def make_problem(
@@ -60,11 +99,10 @@ def make_problem(
     constrained = constraints == "on" or (constraints == "mix" and rng.random() < mix_ratio)
     name = gen.problem_name(params, seed)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        task = gen.sample(rng, params, constrained)
-        task = Task(task.domain, name, task.objects, task.init, task.goal, task.constraints)
-        result = plan(task, node_limit=node_limit)
+        problem = replace(gen.sample(rng, params, constrained), name=name)
+        result = plan(gen.domain, problem, node_limit=node_limit)
         if result.solved and result.plan and (max_plan_length is None or len(result.plan) <= max_plan_length):
-            return GeneratedProblem(domain, name, dict(params), seed, task, result.plan, result.optimal, attempt)
+            return GeneratedProblem(domain, name, dict(params), seed, problem, result.plan, result.optimal, attempt)
     raise UnsolvableSizesError(
         f"{domain}: no solvable problem with sizes {dict(params)} (seed {seed}) in {MAX_ATTEMPTS} samples; "
         "the sizes are too large for the planner's node limit, too tight for the constraints"

@@ -6,8 +6,15 @@ import heapq
 from collections import deque
 from dataclasses import dataclass
 
-from sampler.datagen.formula import compile_constraints
-from sampler.datagen.task import GroundAction, Task
+from reward_service.pddl.model import Domain, Problem
+from sampler.datagen.grounding import (
+    GroundAction,
+    compile_constraints,
+    goal_atoms,
+    ground_actions,
+    init_atoms,
+    objects_by_type,
+)
 
 DEFAULT_NODE_LIMIT = 200_000  # BFS states before falling back to greedy search
 GREEDY_NODE_LIMIT = 400_000
@@ -30,10 +37,12 @@ class PlanResult:
 class _Compiled:
     """The task as bit masks; actions indexed by one of their preconditions (the rarest)."""
 
-    def __init__(self, task: Task) -> None:
-        actions = task.ground()
+    def __init__(self, domain: Domain, problem: Problem) -> None:
+        objects = objects_by_type(domain, problem)
+        actions = ground_actions(domain, problem, objects)
+        init, goal = init_atoms(problem), goal_atoms(problem)
         atoms: dict = {}
-        for a in task.init:
+        for a in init:
             atoms.setdefault(a, len(atoms))
         for act in actions:
             for a in act.add:
@@ -41,10 +50,10 @@ class _Compiled:
         self.bits = atoms
         self.actions: list[GroundAction] = actions
         mask = lambda xs: sum(1 << atoms[x] for x in set(xs) if x in atoms)  # noqa: E731
-        self.init = mask(task.init)
-        self.goal_unreachable = any(g not in atoms for g in task.goal)
-        self.goal = mask(task.goal)
-        self.goal_atoms = [1 << atoms[g] for g in task.goal if g in atoms]
+        self.init = mask(init)
+        self.goal_unreachable = any(g not in atoms for g in goal)
+        self.goal = mask(goal)
+        self.goal_atoms = [1 << atoms[g] for g in goal if g in atoms]
         # an action whose positive precondition can never hold is dropped
         usable = [(i, a) for i, a in enumerate(actions) if all(p in atoms for p in a.pre)]
         count: dict[int, int] = {}
@@ -62,7 +71,7 @@ class _Compiled:
             groups.setdefault(anchor, []).append(op)
         self.groups = [(1 << b, ops) for b, ops in sorted(groups.items())]
         self.free = free
-        self.monitors = compile_constraints(task.constraints, atoms, task.objects_by_type())
+        self.monitors = compile_constraints(problem.constraints, atoms, objects)
 
     def successors(self, s: int):
         for ops in [self.free] + [ops for bit, ops in self.groups if s & bit]:
@@ -88,9 +97,9 @@ def _trace(parents: dict, key, c: _Compiled) -> tuple[str, ...]:
     return tuple(reversed(steps))
 
 
-def plan(task: Task, node_limit: int = DEFAULT_NODE_LIMIT) -> PlanResult:
+def plan(domain: Domain, problem: Problem, node_limit: int = DEFAULT_NODE_LIMIT) -> PlanResult:
     """Optimal (fewest actions) plan satisfying goals and constraints; greedy best-effort past `node_limit`."""
-    c = _Compiled(task)
+    c = _Compiled(domain, problem)
     if c.goal_unreachable:
         return PlanResult(None, False, 0, proven_unsolvable=True)
     mon0 = tuple(0 for _ in c.monitors)

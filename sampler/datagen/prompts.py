@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import random
 
-from sampler.datagen.task import DOMAIN_KEY, DomainDef, Task
+from reward_service.pddl.model import Domain, Problem
+from reward_service.pddl.printer import constraint_text
+from sampler.datagen.generate import constraint_parts
+from sampler.datagen.grounding import goal_atoms, init_atoms
+
+DOMAIN_KEY = ":domain"  # renaming key of the domain's own name (its own namespace: spanner is also a type)
 
 PROMPT_STYLES = ("full", "compact", "symbolized")
 
@@ -28,13 +33,13 @@ def _words(text: str) -> str:
     return " ".join(w for w in text.replace("(", " ").replace(")", " ").split() if w != "-")
 
 
-def compact_prompt(scenario: str, task: Task, omit: frozenset[str]) -> str:
+def compact_prompt(scenario: str, problem: Problem, omit: frozenset[str]) -> str:
     """`domain X init ... goal ... [constraints ...] plan`: short and regular, for word-level tokenizers."""
-    init = " ".join(" ".join(a) for a in task.init if a[0] not in omit)
-    goal = " ".join(" ".join(a) for a in task.goal)
+    init = " ".join(" ".join(a) for a in init_atoms(problem) if a[0] not in omit)
+    goal = " ".join(" ".join(a) for a in goal_atoms(problem))
     parts = [f"domain {scenario}", f"init {init}", f"goal {goal}"]
-    if task.constraints:
-        parts.append("constraints " + " ".join(_words(c.to_pddl()) for c in task.constraints))
+    if problem.constraints is not None:
+        parts.append("constraints " + " ".join(_words(constraint_text(c)) for c in constraint_parts(problem)))
     return " ".join(parts) + " plan"
 
 
@@ -42,10 +47,11 @@ def full_prompt(domain_text: str, problem_text: str) -> str:
     return FULL_TEMPLATE.format(domain=domain_text, problem=problem_text)
 
 
-def domain_renaming(domain: DomainDef, index: int) -> dict[str, str]:
+def domain_renaming(domain: Domain, index: int) -> dict[str, str]:
     """Predicates, actions, types and the domain name to neutral symbols; fixed per domain (shared domain file)."""
     rng = random.Random(f"symbolize|{domain.name}")
-    preds, acts, types = domain.names()
+    preds, acts = [p.name for p in domain.predicates], [a.name for a in domain.actions]
+    types = [t for t, _ in domain.types]
     if len(set(preds + acts + types)) != len(preds + acts + types):
         raise ValueError(f"{domain.name}: a name is both a predicate, action or type; renaming would be ambiguous")
     out: dict[str, str] = {DOMAIN_KEY: f"dom{index}"}
@@ -56,16 +62,16 @@ def domain_renaming(domain: DomainDef, index: int) -> dict[str, str]:
     return out
 
 
-def problem_renaming(task: Task, domain_map: dict[str, str], seed: int) -> dict[str, str]:
+def problem_renaming(problem: Problem, domain_map: dict[str, str], seed: int) -> dict[str, str]:
     """The domain's map plus objects to `obj<k>` in a seeded order."""
-    rng = random.Random(f"symbolize|{task.name}|{seed}")
-    order = list(range(1, len(task.objects) + 1))
+    rng = random.Random(f"symbolize|{problem.name}|{seed}")
+    order = list(range(1, len(problem.objects) + 1))
     rng.shuffle(order)
     out = dict(domain_map)
-    clash = [o for o, _ in task.objects if o in out]
+    clash = [o for o, _ in problem.objects if o in out]
     if clash:
-        raise ValueError(f"{task.name}: objects {clash} share names with predicates, actions or types")
-    out.update({o: f"obj{k}" for (o, _), k in zip(task.objects, order, strict=True)})
+        raise ValueError(f"{problem.name}: objects {clash} share names with predicates, actions or types")
+    out.update({o: f"obj{k}" for (o, _), k in zip(problem.objects, order, strict=True)})
     return out
 
 

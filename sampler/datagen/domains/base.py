@@ -7,10 +7,24 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from sampler.datagen.formula import Lit
-from sampler.datagen.task import DomainDef, Task
+from reward_service.pddl.model import (
+    Action,
+    And,
+    Atom,
+    Constraint,
+    ConstraintAnd,
+    Domain,
+    Effect,
+    Equals,
+    Not,
+    Param,
+    Predicate,
+    Problem,
+)
 
 Params = Mapping[str, int]
+Var = tuple[str, str | None]  # (?var, type or None when untyped)
+GroundAtom = tuple[str, ...]
 
 
 class DomainSizeError(ValueError):
@@ -21,7 +35,7 @@ class DomainGenerator(ABC):
     """One planning domain: its PDDL, its problem-name convention and a seeded problem sampler."""
 
     name: str
-    domain: DomainDef
+    domain: Domain
     param_names: tuple[str, ...]  # in file-name order
     name_pattern: re.Pattern[str]  # named groups: param names + "seed" (others, e.g. "ops", are ignored)
     families: tuple[str, ...]  # safety-constraint families this domain emits
@@ -44,7 +58,7 @@ class DomainGenerator(ABC):
         """Raise DomainSizeError with a clear message when no problem has these sizes."""
 
     @abstractmethod
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         """One problem (not yet checked solvable); with `constrained`, it carries safety constraints."""
 
     def _check_keys(self, params: Params) -> None:
@@ -57,8 +71,35 @@ class DomainGenerator(ABC):
                 raise DomainSizeError(f"{self.name}: size {k}={v!r} is not an integer")
 
 
-def lit(*xs: str) -> Lit:
-    return Lit(xs[0], tuple(xs[1:]))
+def lit(*xs: str) -> Atom:
+    return Atom(xs[0], tuple(xs[1:]))
+
+
+def _params(vs: tuple[Var, ...]) -> tuple[Param, ...]:
+    return tuple(Param(v, t or "object") for v, t in vs)
+
+
+def action(name: str, params: tuple[Var, ...], pre: tuple[Atom, ...], add: tuple[Atom, ...],
+           delete: tuple[Atom, ...], pre_neg: tuple[Atom, ...] = (), neq: tuple[tuple[str, str], ...] = ()) -> Action:
+    """A STRIPS action: precondition `(and pre... (not pre_neg)... (not (= a b))...)`, effect adds then deletes."""
+    precondition = And((*pre, *(Not(p) for p in pre_neg), *(Not(Equals(a, b)) for a, b in neq)))
+    return Action(name, _params(params), precondition, Effect(add, delete))
+
+
+def domain(name: str, requirements: tuple[str, ...], types: tuple[tuple[str, str], ...],
+           predicates: tuple[tuple[str, tuple[Var, ...]], ...], actions: tuple[Action, ...]) -> Domain:
+    """A model Domain from compact declarations (`types` empty when untyped)."""
+    return Domain(name, frozenset(requirements), types, (),
+                  tuple(Predicate(p, _params(vs)) for p, vs in predicates), actions)
+
+
+def problem(domain: Domain, objects: tuple[tuple[str, str | None], ...], init: tuple[GroundAtom, ...],
+            goal: tuple[GroundAtom, ...], constraints: tuple[Constraint, ...] = (), name: str = "") -> Problem:
+    """A model Problem; `init` keeps its order for printing, several constraints are joined by `and`."""
+    init_order = tuple(lit(*a) for a in init)
+    cons = None if not constraints else constraints[0] if len(constraints) == 1 else ConstraintAnd(constraints)
+    return Problem(name, domain.name, tuple((o, t or "object") for o, t in objects), frozenset(init_order),
+                   And(tuple(lit(*g) for g in goal)), cons, init_order=init_order)
 
 
 def unsatisfied_goals(task_init: tuple, goal: tuple) -> bool:

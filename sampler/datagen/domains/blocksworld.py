@@ -6,13 +6,21 @@ import random
 import re
 import string
 
-from sampler.datagen.domains.base import DomainGenerator, DomainSizeError, Params, lit, unsatisfied_goals
-from sampler.datagen.formula import Lit, SometimeBefore
-from sampler.datagen.task import DomainDef, Schema, Task
+from reward_service.pddl.model import Atom, Modal, Problem
+from sampler.datagen.domains.base import (
+    DomainGenerator,
+    DomainSizeError,
+    Params,
+    action,
+    domain,
+    lit,
+    problem,
+    unsatisfied_goals,
+)
 
 X, Y = "?x", "?y"
 
-DOMAIN = DomainDef(
+DOMAIN = domain(
     name="blocksworld",
     requirements=(":strips", ":constraints"),
     types=(),
@@ -23,15 +31,15 @@ DOMAIN = DomainDef(
         ("handempty", ()),
         ("holding", ((X, None),)),
     ),
-    schemas=(
-        Schema("pick-up", ((X, None),), pre=(lit("clear", X), lit("ontable", X), lit("handempty")),
+    actions=(
+        action("pick-up", ((X, None),), pre=(lit("clear", X), lit("ontable", X), lit("handempty")),
                add=(lit("holding", X),), delete=(lit("ontable", X), lit("clear", X), lit("handempty"))),
-        Schema("put-down", ((X, None),), pre=(lit("holding", X),),
+        action("put-down", ((X, None),), pre=(lit("holding", X),),
                add=(lit("clear", X), lit("handempty"), lit("ontable", X)), delete=(lit("holding", X),)),
-        Schema("stack", ((X, None), (Y, None)), pre=(lit("holding", X), lit("clear", Y)),
+        action("stack", ((X, None), (Y, None)), pre=(lit("holding", X), lit("clear", Y)),
                add=(lit("clear", X), lit("handempty"), lit("on", X, Y)),
                delete=(lit("holding", X), lit("clear", Y))),
-        Schema("unstack", ((X, None), (Y, None)), pre=(lit("on", X, Y), lit("clear", X), lit("handempty")),
+        action("unstack", ((X, None), (Y, None)), pre=(lit("on", X, Y), lit("clear", X), lit("handempty")),
                add=(lit("holding", X), lit("clear", Y)),
                delete=(lit("clear", X), lit("handempty"), lit("on", X, Y))),
     ),
@@ -79,7 +87,7 @@ class Blocksworld(DomainGenerator):
         if not 2 <= params["n"] <= MAX_BLOCKS:
             raise DomainSizeError(f"blocksworld: blocks n={params['n']} must be between 2 and {MAX_BLOCKS}")
 
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         blocks = block_names(params["n"])
         while True:
             init = sorted(tower_atoms(random_towers(rng, blocks)), key=_atom_order) + [("handempty",)]
@@ -94,13 +102,13 @@ class Blocksworld(DomainGenerator):
                 # build one goal tower edge only after another goal edge has been achieved
                 later = rng.choice(unmet)
                 first = rng.choice([g for g in unmet if g != later] or [g for g in goal if g != later])
-                cons = (SometimeBefore(Lit(later[0], later[1:]), Lit(first[0], first[1:])),)
+                cons = (Modal("sometime-before", Atom(later[0], later[1:]), Atom(first[0], first[1:])),)
             else:
                 # a block may be lifted only after another block has been held
                 x, y = rng.sample(blocks, 2)
-                cons = (SometimeBefore(Lit("holding", (x,)), Lit("holding", (y,))),)
+                cons = (Modal("sometime-before", Atom("holding", (x,)), Atom("holding", (y,))),)
         objects = tuple((b, None) for b in blocks)
-        return Task(DOMAIN, "", objects, tuple(init), tuple(goal), cons)
+        return problem(DOMAIN, objects, tuple(init), tuple(goal), cons)
 
 
 def _atom_order(a: tuple[str, ...]) -> tuple:

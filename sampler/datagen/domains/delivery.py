@@ -5,13 +5,20 @@ from __future__ import annotations
 import random
 import re
 
-from sampler.datagen.domains.base import DomainGenerator, DomainSizeError, Params, lit
-from sampler.datagen.formula import Always, Lit, Not
-from sampler.datagen.task import DomainDef, Schema, Task
+from reward_service.pddl.model import Atom, Modal, Not, Problem
+from sampler.datagen.domains.base import (
+    DomainGenerator,
+    DomainSizeError,
+    Params,
+    action,
+    domain,
+    lit,
+    problem,
+)
 
 T, FROM, TO, P, C = "?t", "?from", "?to", "?p", "?c"
 
-DOMAIN = DomainDef(
+DOMAIN = domain(
     name="delivery",
     requirements=(":strips", ":typing", ":negative-preconditions", ":equality", ":constraints"),
     types=(("cell", "object"), ("package", "object"), ("truck", "object")),
@@ -22,14 +29,14 @@ DOMAIN = DomainDef(
         ("in", ((P, "package"), (T, "truck"))),
         ("loaded", ((T, "truck"),)),
     ),
-    schemas=(
-        Schema("move", ((T, "truck"), (FROM, "cell"), (TO, "cell")),
+    actions=(
+        action("move", ((T, "truck"), (FROM, "cell"), (TO, "cell")),
                pre=(lit("truck-at", T, FROM), lit("adjacent", FROM, TO)),
                add=(lit("truck-at", T, TO),), delete=(lit("truck-at", T, FROM),), neq=((FROM, TO),)),
-        Schema("pick-up", ((T, "truck"), (P, "package"), (C, "cell")),
+        action("pick-up", ((T, "truck"), (P, "package"), (C, "cell")),
                pre=(lit("truck-at", T, C), lit("at", P, C)), pre_neg=(lit("loaded", T),),
                add=(lit("in", P, T), lit("loaded", T)), delete=(lit("at", P, C),)),
-        Schema("drop", ((T, "truck"), (P, "package"), (C, "cell")),
+        action("drop", ((T, "truck"), (P, "package"), (C, "cell")),
                pre=(lit("truck-at", T, C), lit("in", P, T)),
                add=(lit("at", P, C),), delete=(lit("in", P, T), lit("loaded", T))),
     ),
@@ -65,7 +72,7 @@ class Delivery(DomainGenerator):
                 "(distinct start and goal cells)"
             )
 
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         s, p = params["s"], params["p"]
         cells = [cell(x, y) for x in range(s) for y in range(s)]
         pkgs = [f"p{i}" for i in range(1, p + 1)]
@@ -84,6 +91,6 @@ class Delivery(DomainGenerator):
         if constrained and free:
             # cells the truck must never enter
             k = 1 if len(free) < 4 or rng.random() < 0.5 else 2
-            cons = tuple(Always(Not(Lit("truck-at", (TRUCK, c))), "always-not") for c in sorted(rng.sample(free, k)))
+            cons = tuple(Modal("always", Not(Atom("truck-at", (TRUCK, c)))) for c in sorted(rng.sample(free, k)))
         objects = ((TRUCK, "truck"),) + tuple((c, "cell") for c in cells) + tuple((q, "package") for q in pkgs)
-        return Task(DOMAIN, "", objects, tuple(init), tuple(goal), cons)
+        return problem(DOMAIN, objects, tuple(init), tuple(goal), cons)

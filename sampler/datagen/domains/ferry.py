@@ -5,13 +5,20 @@ from __future__ import annotations
 import random
 import re
 
-from sampler.datagen.domains.base import DomainGenerator, DomainSizeError, Params, lit
-from sampler.datagen.formula import Lit, SometimeBefore
-from sampler.datagen.task import DomainDef, Schema, Task
+from reward_service.pddl.model import Atom, Modal, Problem
+from sampler.datagen.domains.base import (
+    DomainGenerator,
+    DomainSizeError,
+    Params,
+    action,
+    domain,
+    lit,
+    problem,
+)
 
 FROM, TO, CAR, LOC = "?from", "?to", "?car", "?loc"
 
-DOMAIN = DomainDef(
+DOMAIN = domain(
     name="ferry",
     requirements=(":strips", ":constraints"),
     types=(),
@@ -24,15 +31,15 @@ DOMAIN = DomainDef(
         ("empty-ferry", ()),
         ("on", (("?c", None),)),
     ),
-    schemas=(
-        Schema("sail", ((FROM, None), (TO, None)),
+    actions=(
+        action("sail", ((FROM, None), (TO, None)),
                pre=(lit("not-eq", FROM, TO), lit("location", FROM), lit("location", TO), lit("at-ferry", FROM)),
                add=(lit("at-ferry", TO),), delete=(lit("at-ferry", FROM),)),
-        Schema("board", ((CAR, None), (LOC, None)),
+        action("board", ((CAR, None), (LOC, None)),
                pre=(lit("car", CAR), lit("location", LOC), lit("at", CAR, LOC), lit("at-ferry", LOC),
                     lit("empty-ferry")),
                add=(lit("on", CAR),), delete=(lit("at", CAR, LOC), lit("empty-ferry"))),
-        Schema("debark", ((CAR, None), (LOC, None)),
+        action("debark", ((CAR, None), (LOC, None)),
                pre=(lit("car", CAR), lit("location", LOC), lit("on", CAR), lit("at-ferry", LOC)),
                add=(lit("at", CAR, LOC), lit("empty-ferry")), delete=(lit("on", CAR),)),
     ),
@@ -57,7 +64,7 @@ class Ferry(DomainGenerator):
         if params["c"] < 1:
             raise DomainSizeError(f"ferry: cars c={params['c']} must be at least 1")
 
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         locs = [f"l{i}" for i in range(params["l"])]
         cars = [f"c{i}" for i in range(params["c"])]
         start = {c: rng.choice(locs) for c in cars}
@@ -73,15 +80,15 @@ class Ferry(DomainGenerator):
             if len(cars) >= 2 and kind < 0.4:
                 # deliver one car before another
                 a, b = rng.sample(cars, 2)
-                cons = (SometimeBefore(Lit("at", (a, goal_loc[a])), Lit("at", (b, goal_loc[b]))),)
+                cons = (Modal("sometime-before", Atom("at", (a, goal_loc[a])), Atom("at", (b, goal_loc[b]))),)
             elif len(cars) >= 2 and kind < 0.7:
                 # board one car before another
                 a, b = rng.sample(cars, 2)
-                cons = (SometimeBefore(Lit("on", (a,)), Lit("on", (b,))),)
+                cons = (Modal("sometime-before", Atom("on", (a,)), Atom("on", (b,))),)
             else:
                 # the ferry must call at a location before a car boards
                 c = rng.choice(cars)
                 where = rng.choice([x for x in locs if x != ferry])
-                cons = (SometimeBefore(Lit("on", (c,)), Lit("at-ferry", (where,))),)
+                cons = (Modal("sometime-before", Atom("on", (c,)), Atom("at-ferry", (where,))),)
         objects = tuple((x, None) for x in locs + cars)
-        return Task(DOMAIN, "", objects, tuple(init), tuple(goal), cons)
+        return problem(DOMAIN, objects, tuple(init), tuple(goal), cons)

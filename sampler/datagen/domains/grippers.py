@@ -5,14 +5,21 @@ from __future__ import annotations
 import random
 import re
 
-from sampler.datagen.domains.base import DomainGenerator, DomainSizeError, Params, lit
-from sampler.datagen.formula import Always, Forall, Lit, Not
-from sampler.datagen.task import DomainDef, Schema, Task
+from reward_service.pddl.model import Atom, Forall, Modal, Not, Param, Problem
+from sampler.datagen.domains.base import (
+    DomainGenerator,
+    DomainSizeError,
+    Params,
+    action,
+    domain,
+    lit,
+    problem,
+)
 
 R, FROM, TO, OBJ, ROOM, G = "?r", "?from", "?to", "?obj", "?room", "?g"
 FAMILY = "always-forall-not"
 
-DOMAIN = DomainDef(
+DOMAIN = domain(
     name="gripper-strips",
     requirements=(":strips", ":typing", ":equality", ":constraints"),
     types=(("room", "object"), ("ball", "object"), ("gripper", "object"), ("robot", "object")),
@@ -22,13 +29,13 @@ DOMAIN = DomainDef(
         ("free", ((R, "robot"), (G, "gripper"))),
         ("carry", ((R, "robot"), (OBJ, "ball"), (G, "gripper"))),
     ),
-    schemas=(
-        Schema("move", ((R, "robot"), (FROM, "room"), (TO, "room")), pre=(lit("at-robby", R, FROM),),
+    actions=(
+        action("move", ((R, "robot"), (FROM, "room"), (TO, "room")), pre=(lit("at-robby", R, FROM),),
                add=(lit("at-robby", R, TO),), delete=(lit("at-robby", R, FROM),), neq=((FROM, TO),)),
-        Schema("pick", ((R, "robot"), (OBJ, "ball"), (ROOM, "room"), (G, "gripper")),
+        action("pick", ((R, "robot"), (OBJ, "ball"), (ROOM, "room"), (G, "gripper")),
                pre=(lit("at", OBJ, ROOM), lit("at-robby", R, ROOM), lit("free", R, G)),
                add=(lit("carry", R, OBJ, G),), delete=(lit("at", OBJ, ROOM), lit("free", R, G))),
-        Schema("drop", ((R, "robot"), (OBJ, "ball"), (ROOM, "room"), (G, "gripper")),
+        action("drop", ((R, "robot"), (OBJ, "ball"), (ROOM, "room"), (G, "gripper")),
                pre=(lit("carry", R, OBJ, G), lit("at-robby", R, ROOM)),
                add=(lit("at", OBJ, ROOM), lit("free", R, G)), delete=(lit("carry", R, OBJ, G),)),
     ),
@@ -52,7 +59,7 @@ class Grippers(DomainGenerator):
         if params["r"] < 2:
             raise DomainSizeError(f"grippers: rooms r={params['r']} must be at least 2 (balls must move)")
 
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         robots = [f"robot{i}" for i in range(1, params["n"] + 1)]
         rooms = [f"room{i}" for i in range(1, params["r"] + 1)]
         balls = [f"ball{i}" for i in range(1, params["o"] + 1)]
@@ -72,16 +79,16 @@ class Grippers(DomainGenerator):
             if idle and kind < 0.4:
                 # no robot may ever enter a room
                 room = rng.choice(idle)
-                cons = (Always(Forall(R, "robot", Not(Lit("at-robby", (R, room)))), FAMILY),)
+                cons = (Modal("always", Forall((Param(R, "robot"),), Not(Atom("at-robby", (R, room))))),)
             elif len(robots) >= 2 and kind < 0.7:
                 # one robot may never carry one ball
                 r, b = rng.choice(robots), rng.choice(balls)
-                cons = (Always(Forall(G, "gripper", Not(Lit("carry", (r, b, G)))), FAMILY),)
+                cons = (Modal("always", Forall((Param(G, "gripper"),), Not(Atom("carry", (r, b, G))))),)
             else:
                 # one gripper may never hold any ball
                 i = rng.randrange(1, len(robots) + 1)
                 g = rng.choice((f"rgripper{i}", f"lgripper{i}"))
-                cons = (Always(Forall("?b", "ball", Not(Lit("carry", (f"robot{i}", "?b", g)))), FAMILY),)
+                cons = (Modal("always", Forall((Param("?b", "ball"),), Not(Atom("carry", (f"robot{i}", "?b", g))))),)
         objects = tuple((x, "robot") for x in robots) + tuple((x, "room") for x in rooms)
         objects += tuple((x, "ball") for x in balls) + tuple((x, "gripper") for x in grippers)
-        return Task(DOMAIN, "", objects, tuple(init), tuple(goal), cons)
+        return problem(DOMAIN, objects, tuple(init), tuple(goal), cons)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import random
 import re
 
-from sampler.datagen.domains.base import DomainGenerator, DomainSizeError, Params, lit
-from sampler.datagen.formula import Always, AtMostOnce, ForallConstraint, Imply, Lit
-from sampler.datagen.task import DomainDef, Schema, Task
+from reward_service.pddl.model import Atom, ConstraintForall, Imply, Modal, Param, Problem
+from sampler.datagen.domains.base import (
+    DomainGenerator,
+    DomainSizeError,
+    Params,
+    action,
+    domain,
+    lit,
+    problem,
+)
 
 START, END, M, S, L, N = "?start", "?end", "?m", "?s", "?l", "?n"
 
-DOMAIN = DomainDef(
+DOMAIN = domain(
     name="spanner",
     requirements=(":strips", ":typing", ":constraints"),
     types=(("location", "object"), ("locatable", "object"), ("man", "locatable"), ("nut", "locatable"),
@@ -24,14 +31,14 @@ DOMAIN = DomainDef(
         ("tightened", ((N, "nut"),)),
         ("loose", ((N, "nut"),)),
     ),
-    schemas=(
-        Schema("walk", ((START, "location"), (END, "location"), (M, "man")),
+    actions=(
+        action("walk", ((START, "location"), (END, "location"), (M, "man")),
                pre=(lit("at", M, START), lit("link", START, END)),
                add=(lit("at", M, END),), delete=(lit("at", M, START),)),
-        Schema("pickup_spanner", ((L, "location"), (S, "spanner"), (M, "man")),
+        action("pickup_spanner", ((L, "location"), (S, "spanner"), (M, "man")),
                pre=(lit("at", M, L), lit("at", S, L)),
                add=(lit("carrying", M, S),), delete=(lit("at", S, L),)),
-        Schema("tighten_nut", ((L, "location"), (S, "spanner"), (M, "man"), (N, "nut")),
+        action("tighten_nut", ((L, "location"), (S, "spanner"), (M, "man"), (N, "nut")),
                pre=(lit("at", M, L), lit("at", N, L), lit("carrying", M, S), lit("useable", S), lit("loose", N)),
                add=(lit("tightened", N),), delete=(lit("loose", N), lit("useable", S))),
     ),
@@ -59,7 +66,7 @@ class Spanner(DomainGenerator):
                 f"spanner: nuts n={n} > spanners s={s}; every nut needs its own spanner, so no plan exists"
             )
 
-    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Task:
+    def sample(self, rng: random.Random, params: Params, constrained: bool) -> Problem:
         locs = [f"location{i}" for i in range(1, params["l"] + 1)]
         chain = ["shed", *locs, "gate"]
         spanners = [f"spanner{i}" for i in range(1, params["s"] + 1)]
@@ -74,14 +81,14 @@ class Spanner(DomainGenerator):
             if len(nuts) >= 2 and rng.random() < 0.5:
                 # one nut may be tightened only once another one is
                 a, b = rng.sample(nuts, 2)
-                cons = (Always(Imply(Lit("tightened", (a,)), Lit("tightened", (b,))), "always-imply"),)
+                cons = (Modal("always", Imply(Atom("tightened", (a,)), Atom("tightened", (b,)))),)
             else:
                 # reach the gate only carrying a given spanner
                 sp = rng.choice(spanners)
-                cons = (Always(Imply(Lit("at", (MAN, "gate")), Lit("carrying", (MAN, sp))), "always-imply"),)
+                cons = (Modal("always", Imply(Atom("at", (MAN, "gate")), Atom("carrying", (MAN, sp)))),)
             if rng.random() < 0.5:
                 # the man stands on each location during one visit at most
-                cons += (ForallConstraint(L, "location", AtMostOnce(Lit("at", (MAN, L)))),)
+                cons += (ConstraintForall((Param(L, "location"),), Modal("at-most-once", Atom("at", (MAN, L)))),)
         objects = ((MAN, "man"),) + tuple((x, "spanner") for x in spanners) + tuple((x, "nut") for x in nuts)
         objects += tuple((x, "location") for x in chain)
-        return Task(DOMAIN, "", objects, tuple(init), tuple(goal), cons)
+        return problem(DOMAIN, objects, tuple(init), tuple(goal), cons)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from reward_service.pddl.printer import problem_to_pddl
 from sampler.datagen.build_one import domain_text
 from sampler.datagen.domains import DOMAIN_NAMES, DomainSizeError, get_generator
 from sampler.datagen.generate import make_problem
@@ -42,7 +45,7 @@ def test_problems_parse_solve_and_pass_val(domain, constraints, tmp_path):
     dom = load_domain(_write(tmp_path, "domain.pddl", dtext))
     for seed in SEEDS:
         gp = make_problem(domain, SMALL[domain], seed, constraints)
-        ptext = gp.task.to_pddl()
+        ptext = problem_to_pddl(gp.problem)
         problem = load_problem(_write(tmp_path, f"{gp.name}.pddl", ptext), dom)
         assert (problem.constraints is not None) == (constraints == "on")
         assert gp.plan and gp.optimal
@@ -54,7 +57,7 @@ def test_constraint_families_appear_as_specified(domain):
     gen = get_generator(domain)
     problems = [make_problem(domain, SMALL[domain], seed, "on") for seed in range(8)]
     assert all(p.families and set(p.families) <= set(gen.families) for p in problems)
-    texts = [p.task.to_pddl() for p in problems]
+    texts = [problem_to_pddl(p.problem) for p in problems]
     for text in texts:
         assert "(:constraints" in text
         assert all(piece in text for piece in FAMILY_TEXT[domain]), text
@@ -91,8 +94,9 @@ def test_determinism_by_seed():
     for domain in DOMAIN_NAMES:
         a = make_problem(domain, SMALL[domain], 5, "mix")
         b = make_problem(domain, SMALL[domain], 5, "mix")
-        assert a.task.to_pddl() == b.task.to_pddl() and a.plan == b.plan
-    texts = {make_problem("delivery", SMALL["delivery"], s).task.to_pddl(name="_") for s in range(6)}
+        assert problem_to_pddl(a.problem) == problem_to_pddl(b.problem) and a.plan == b.plan
+    problems = [make_problem("delivery", SMALL["delivery"], s).problem for s in range(6)]
+    texts = {problem_to_pddl(replace(p, name="_")) for p in problems}
     assert len(texts) > 1  # the seed changes the problem
 
 
@@ -115,4 +119,4 @@ def test_impossible_sizes_are_refused(domain, params, message):
 def test_val_check_rejects_a_wrong_plan():
     gp = make_problem("ferry", SMALL["ferry"], 1, "off")
     with pytest.raises(GoldPlanError, match="VAL rejects"):
-        check_gold_plan(domain_text("ferry", "full"), gp.task.to_pddl(), gp.plan[:-1], where=gp.name)
+        check_gold_plan(domain_text("ferry", "full"), problem_to_pddl(gp.problem), gp.plan[:-1], where=gp.name)
