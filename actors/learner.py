@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 
-from learner.learner_config import LearnerConfig
+from learner.config.learner import LearnerConfig
 
 # Set before torch starts its OpenMP pool: busy-waiting threads of several actors on few cores
 # starve each other (generation fell from 5.6k to 86 tokens/s under a competing process).
@@ -37,13 +37,13 @@ class LearnerActor:
     def __init__(self, config: LearnerConfig | dict, num_training_steps: int | None = None) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.config = config if isinstance(config, LearnerConfig) else LearnerConfig.model_validate(config)
-        from learner.unsloth_first import import_unsloth_first
+        from learner.policy.unsloth_first import import_unsloth_first
 
-        import_unsloth_first(self.config)  # before learner.model imports transformers and peft
+        import_unsloth_first(self.config)  # before learner.policy.model imports transformers and peft
         import torch
 
-        from learner.model import load_policy
-        from learner.train_step import GRPOTrainerCore
+        from learner.grpo.train_step import GRPOTrainerCore
+        from learner.policy.model import load_policy
 
         self.num_threads = _assigned_cpus()
         torch.set_num_threads(self.num_threads)
@@ -60,7 +60,7 @@ class LearnerActor:
 
     def node_address(self) -> tuple[str, int]:
         """(IP of this actor's node, a TCP port free there now): the rendezvous of a data-parallel group."""
-        from learner.data_parallel import free_port
+        from learner.grpo.data_parallel import free_port
 
         return ray.util.get_node_ip_address(), free_port()
 
@@ -71,7 +71,7 @@ class LearnerActor:
         Every rank must call this at the same time (it blocks until all have joined). Returns the backend
         (gloo on CPU, nccl when CUDA is visible, unless `backend` names one).
         """
-        from learner.data_parallel import GradientSync, init_process_group
+        from learner.grpo.data_parallel import GradientSync, init_process_group
 
         used = init_process_group(address, port, rank, world_size, backend, timeout_s)
         sync = GradientSync()
@@ -81,14 +81,14 @@ class LearnerActor:
 
     def leave_data_parallel(self) -> None:
         """Stop syncing and leave the process group (before the actor is killed)."""
-        from learner.data_parallel import destroy_process_group
+        from learner.grpo.data_parallel import destroy_process_group
 
         self.core.set_gradient_sync(None)
         destroy_process_group()
 
     def get_adapter_state(self) -> tuple[int, dict]:
         """(version, LoRA weights as CPU tensors) for the rollout actors."""
-        from learner.model import get_adapter_state
+        from learner.policy.model import get_adapter_state
 
         return self.core.version, get_adapter_state(self.model)
 
@@ -105,7 +105,7 @@ class LearnerActor:
     def save(self, run_dir: str, step: int, extra: dict[str, Any] | None = None,
              save_total_limit: int | None = None) -> str:
         """Checkpoint adapter, optimizer, scheduler, RNG and `extra` to `run_dir/checkpoints/step-{step}`."""
-        from learner.checkpoint import save_checkpoint
+        from learner.policy.checkpoint import save_checkpoint
 
         path = save_checkpoint(run_dir, step, self.model, self.core.optimizer, self.core.scheduler,
                                extra=extra, version=self.core.version, save_total_limit=save_total_limit)
@@ -116,7 +116,7 @@ class LearnerActor:
 
         Returns the `extra` dict given to `save`, with "step" and "version" filled in when it lacks them.
         """
-        from learner.checkpoint import load_checkpoint
+        from learner.policy.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(path, self.model, self.core.optimizer, self.core.scheduler, run_dir=run_dir)
         if loaded is None:

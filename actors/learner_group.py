@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from actors.learner import create_learner_actor
 from actors.placement import Placement, learner_actor_options
-from learner.data_parallel import merge_rank_metrics, sample_cost, shard_samples
-from learner.learner_config import LearnerConfig, data_parallel_ranks
+from learner.config.learner import LearnerConfig, data_parallel_ranks
+from learner.grpo.data_parallel import merge_rank_metrics, sample_cost, shard_samples
+
+if TYPE_CHECKING:
+    from learner.config.run import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class LearnerGroup:
                 raise
 
     @classmethod
-    def from_run_config(cls, cfg: Any, learner_cfg: LearnerConfig | None = None,
+    def from_run_config(cls, cfg: RunConfig, learner_cfg: LearnerConfig | None = None,
                         placement: Placement | None = None) -> LearnerGroup:
         """The learner group of a RunConfig: `data_parallel_ranks` ranks with the learner actor options of
         `learner_actor_options`; without a placement each rank gets cluster.learner_num_cpus CPUs and its share

@@ -1,6 +1,6 @@
 """Live run metrics on the Ray dashboard: Prometheus gauges, counters and histograms via `ray.util.metrics`.
 
-The driver calls `RunMetrics.update(record)` with each step's metrics.jsonl record (learner.loop).
+The driver calls `RunMetrics.update(record)` with each step's metrics.jsonl record (learner.driver.loop).
 Ray exports every metric as `ray_<name>` on each node's metrics agent, the Prometheus text endpoint
 `http://<node>:<metrics_export_port>/metrics` (`ray.init(_metrics_export_port=...)`, or
 `ray start --metrics-export-port`), which the dashboard's Grafana panels and any Prometheus scrape.
@@ -65,7 +65,7 @@ def _finite(value: Any) -> float | None:
 
 
 def metric_samples(record: Mapping[str, Any], latencies_ms: Iterable[float] = ()) -> list[MetricSample]:
-    """The metric values of one step record (the keys learner.loop writes); missing keys give nothing."""
+    """The metric values of one step record (the keys learner.driver.loop writes); missing keys give nothing."""
     out: list[MetricSample] = []
 
     def add(name: str, value: Any, **tags: str) -> None:

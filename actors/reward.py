@@ -35,8 +35,9 @@ import ray
 
 from actors.scheduling import ActorsNotPlacedError, actor_placed, actor_row, node_alive, resources_now, shortfall
 from reward_service.config import RewardConfig
-from reward_service.result import Completion, Label, Validator
-from reward_service.scoring import RewardScorer, Score, sample_domain
+from reward_service.contracts import Completion, Score
+from reward_service.result import Label, Validator
+from reward_service.scoring import RewardScorer, sample_domain
 
 log = logging.getLogger(__name__)
 _LATENCY_WINDOW = 20_000  # latencies kept for p50/p99 (plans)

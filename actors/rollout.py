@@ -19,7 +19,7 @@ from ray.exceptions import RayActorError
 from actors.engines.base import PolicyVersionMismatch, Prompt, RolloutEngine
 from actors.engines.config import RolloutConfig
 from actors.placement import placement_info
-from reward_service.result import Completion
+from reward_service.contracts import Completion
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ defaults; it measures what they cost.
 
 --learner-probe: the learner's own memory without Ray. One fresh process per micro-batch size (0 = the
 default: all B x G = 80 completions in one forward/backward) loads the policy as LearnerActor does
-(learner.model.load_policy, the tiny config's LoRA) and runs 4 GRPOTrainerCore steps on 80 random completions
+(learner.policy.model.load_policy, the tiny config's LoRA) and runs 4 GRPOTrainerCore steps on 80 random completions
 of 64 tokens after 15-60 prompt tokens (the tiny data's lengths); prints its PSS after the imports, after the
 load and after each step, with the step's seconds (and, first, after `import torch` alone).
 """
@@ -69,9 +69,9 @@ def learner_probe_worker(model_path: str, micro_batch: int) -> None:
 
     torch.set_num_threads(1)  # as LearnerActor with cluster.learner_num_cpus: 1
     with_torch = own_pss_mb()
-    from learner.config import load_config
-    from learner.model import load_policy
-    from learner.train_step import GRPOTrainerCore, TrainSample
+    from learner.config.run import load_config
+    from learner.grpo.train_step import GRPOTrainerCore, TrainSample
+    from learner.policy.model import load_policy
 
     print(f"micro_batch_size={micro_batch or 'null'}: bare {bare} MB, after import torch {with_torch} MB, after "
           f"transformers, PEFT and the learner's modules {own_pss_mb()} MB", flush=True)

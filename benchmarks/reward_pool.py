@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from reward_service.config import RewardConfig  # noqa: E402
-from reward_service.result import Completion  # noqa: E402
+from reward_service.contracts import Completion  # noqa: E402
 from reward_service.scoring import RewardScorer  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "pddl"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # the package `sampler`, not benchmarks/sampler.p
 
 def _setup(work: Path, num_prompts: int) -> tuple[Path, list[str]]:
     """Tiny-preset data, the tiny model over its vocabulary, and `num_prompts` prompts (all five domains)."""
-    from learner.tiny import build_tiny_model, build_tiny_tokenizer
+    from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
     from sampler.datagen.builder import build_dataset
 
     data = work / "data"
@@ -64,16 +64,17 @@ def main() -> None:
     from actors.engines.config import RolloutConfig
     from actors.engines.hf import HFEngine
     from actors.engines.vllm import VLLMEngine
+    from reward_service.contracts import LoraSpec
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="rollout-engines-"))
     model, prompts = _setup(work, args.prompts)
     ids = [f"p:{i}" for i in range(len(prompts))]
-    lora = {"lora_rank": 16, "lora_alpha": 32.0}
+    lora = {"lora": LoraSpec(rank=16, alpha=32.0, target_modules="all-linear")}
     common = dict(num_generations=args.g, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
                   seed=0, batch_size=args.prompts * args.g)
     engines = {
-        "hf": HFEngine(model, RolloutConfig(engine="hf", **common), lora_target_modules="all-linear", **lora),
+        "hf": HFEngine(model, RolloutConfig(engine="hf", **common), **lora),
         "vllm": VLLMEngine(model, RolloutConfig(engine="vllm", **common), max_model_len=1024, **lora),
     }
     shapes = {k: v.shape for k, v in get_peft_model_state_dict(engines["hf"].model).items()}

@@ -84,8 +84,8 @@ def trl_worker(out: Path, data: Path, model_path: str, steps: int) -> None:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-    from learner.config import load_config
-    from learner.pipeline import preflight_config
+    from learner.config.run import load_config
+    from learner.driver.pipeline import preflight_config
     from reward_service.trl import make_trl_reward
     from sampler.stream import BalancedBatchStream
     from sampler.torch_dataset import trl_train_dataset
@@ -148,7 +148,7 @@ def read_steps(arm: str, out: Path) -> dict:
     """Step walls, rewards and sample ids of a finished arm, plus pddl-grpo's own phase and idle metrics."""
     if arm == "trl":
         return json.loads((out / "steps.json").read_text())
-    from learner.step_metrics import read_metrics  # a torn last line dropped with a warning
+    from learner.driver.step_metrics import read_metrics  # a torn last line dropped with a warning
 
     records = read_metrics(out)
     res = {"walls": [r["time/wall"] for r in records], "rewards": [r["reward/mean"] for r in records],
@@ -295,8 +295,8 @@ def report(results: dict[str, list[dict]], warmup: int, steps: int, sft_s: float
 
 def build_start(work: Path, sft_steps: int) -> tuple[Path, str, float]:
     """The data and the one SFT'd tiny model every arm starts from (reused when --keep DIR already has them)."""
-    from learner.bootstrap import ensure_model
-    from learner.config import load_config
+    from learner.config.run import load_config
+    from learner.driver.bootstrap import ensure_model
     from sampler.datagen.builder import build_dataset
 
     data, start = work / "data", work / "start"

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from learner.eval_core import evaluate, format_table, load_test_samples
+from learner.eval.core import evaluate, format_table, load_test_samples
 
 
 def _checkpoint_model(checkpoint: Path) -> tuple[str, Path]:
-    """(base model path, adapter dir) of a checkpoint written by learner.checkpoint (a PEFT adapter dir)."""
+    """(base model path, adapter dir) of a checkpoint written by learner.policy.checkpoint (a PEFT adapter dir)."""
     config = checkpoint / "adapter_config.json"
     if not (checkpoint / "state.json").exists() or not config.exists():
         raise FileNotFoundError(f"{checkpoint}: not a checkpoint (expected state.json and adapter_config.json)")

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from learner.config import ConfigError, dump_config, load_config
+from learner.config.run import ConfigError, dump_config, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tiny_cpu.yaml"
 
@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(dump_config(cfg))
         return 0
     from actors.scheduling import ActorsNotPlacedError
-    from learner.none_guard import AllNoneRewardsError
-    from learner.pipeline import run
-    from learner.train_step import NonFiniteTrainingError
+    from learner.driver.none_guard import AllNoneRewardsError
+    from learner.driver.pipeline import run
+    from learner.grpo.train_step import NonFiniteTrainingError
     from sampler.pddl_check import PddlFileError
     from sampler.records import RecordError
 

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping
 
 from actors.placement import PlacementOptions, learner_num_gpus, placement_options, plan_placement
-from learner.config import ConfigError, RunConfig, load_config
-from learner.learner_config import base_is_4bit
+from learner.config.learner import base_is_4bit
+from learner.config.run import ConfigError, RunConfig, load_config
 
 DEFAULT_NUM_DOMAINS = 5  # the five generated domains when sampler.domains is null
 _EPS = 1e-9
@@ -72,7 +72,7 @@ def check_engine(cfg: RunConfig) -> list[str]:
 
 
 def learner_is_4bit(cfg: RunConfig) -> bool:
-    """The learner's base is NF4 (learner_config.base_is_4bit, the rule learner.model loads by)."""
+    """The learner's base is NF4 (learner_config.base_is_4bit, the rule learner.policy.model loads by)."""
     return base_is_4bit(cfg.learner, cuda=learner_num_gpus(cfg) > 0)
 
 
@@ -110,7 +110,7 @@ def recipe_warnings(cfg: RunConfig) -> list[str]:
 def check_colocated(cfg: RunConfig) -> list[str]:
     """Colocated vLLM: the learner's weights stay on the GPU while vLLM is awake, so vLLM must leave it room.
 
-    (The shapes colocated mode cannot run at all are config errors: learner.config.placement_problems.)
+    (The shapes colocated mode cannot run at all are config errors: learner.config.run.placement_problems.)
     """
     cl, ro = cfg.cluster, cfg.rollout
     if cl.placement != "colocated" or ro.engine != "vllm":

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from learner.alerts import collapse_alerts, success_from_eval_reports
-from learner.report_plots import Plot, RunData, load_run, render_plots
+from learner.reporting.alerts import collapse_alerts, success_from_eval_reports
+from learner.reporting.plots import Plot, RunData, load_run, render_plots
 
 DEFAULT_MARGIN = 0.2  # EvalConfig.collapse_margin's default, for runs whose config does not say
 CSS = """

@@ -48,7 +48,7 @@ def encode_pair(tokenizer, prompt: str, response: str, max_length: int | None = 
     The prompt is encoded exactly as the rollout engines encode it (`encode_prompt`: through the
     tokenizer's chat template when it has one), so SFT trains the policy on the inputs GRPO samples from.
     """
-    from learner.prompt_encoding import encode_prompt
+    from learner.policy.prompt_encoding import encode_prompt
 
     prompt_ids = encode_prompt(tokenizer, prompt, use_chat_template=True, max_prompt_tokens=None)
     plan_ids = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
@@ -202,7 +202,7 @@ def cpu_threads() -> int:
 def main(argv: Sequence[str] | None = None) -> SFTMetrics:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from learner.tiny import build_tiny_model, build_tiny_tokenizer
+    from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
 
     ap = argparse.ArgumentParser(prog="python -m learner.sft", description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="checkpoint path, or 'tiny' to build a tiny model on the data")

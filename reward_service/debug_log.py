@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from reward_service.scoring import Score
+from reward_service.contracts import Score
 
 log = logging.getLogger(__name__)
 _EQUAL = 1e-9  # rewards closer than this are "equal" (they come from a few fixed formulas)

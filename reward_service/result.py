@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -88,15 +88,3 @@ class Validator(Protocol):
     ) -> list[ValidationResult]: ...
 
 
-@dataclass(frozen=True)
-class Completion:
-    """One rollout output (DESIGN.md "Completion"): what the reward pool scores and the learner trains on."""
-
-    sample_id: str
-    text: str
-    token_ids: tuple[int, ...] = ()
-    logprobs: tuple[float, ...] = ()  # per generated token, under the behaviour policy
-    finish_reason: str = "stop"  # "stop" | "length"
-    policy_version: int = 0
-    prompt_token_ids: tuple[int, ...] = ()
-    extras: dict = field(default_factory=dict, compare=False)

@@ -17,46 +17,17 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from reward_service.config import RewardConfig
+from reward_service.contracts import Completion, Score
 from reward_service.dense import reference_length, reward_for
 from reward_service.extract import Extraction, PlanExtractor
-from reward_service.result import Completion, Label, ValidationResult, Validator
+from reward_service.result import Label, ValidationResult, Validator
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Score:
-    """The reward of one completion (DESIGN.md "Score"); frozen and picklable, it crosses Ray."""
-
-    reward: float | None  # in [-1, 1]; None when the validator failed or timed out
-    label: Label
-    plan: str = ""  # the extracted plan, one normalised action per line
-    plan_length: int = 0
-    failed_step: int | None = None  # as the seed reads VAL's text (ValidationResult.failed_step)
-    violation_state_index: int | None = None  # safety: the state that broke the constraint (0 = initial)
-    goals_satisfied: int = 0
-    goals_total: int = 0
-    violated_constraint: str | None = None
-    validator: str = ""  # val | native; "extract" when the extractor decided (size cap, no action, broken line)
-    latency_ms: float = 0.0
-    sample_id: str = ""
-    domain: str = ""
-    reference_length: int | None = None  # gold length p was computed against (progress_denominator reference_length)
-    dropped_lines: int = 0  # prose lines before the plan, as extract.Extraction reports
-    trailing_text: str = ""  # text after the plan (truncated)
-    error: str | None = None  # why reward is None, or why the extractor decided the label
-    timed_out: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the label as its string value."""
-        out = asdict(self)
-        out["label"] = self.label.value
-        return out
 
 
 class ValidationTimeout(Exception):

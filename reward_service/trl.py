@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reward_service.config import RewardConfig
-from reward_service.result import Completion
+from reward_service.contracts import Completion
 
 ENV_DATA_ROOT = "PDDL_GRPO_DATA_ROOT"
 

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reward_service.config import RewardConfig
+from reward_service.contracts import Completion, Score
 from reward_service.dense import reference_length, reward_for
 from reward_service.extract import Extraction
 from reward_service.pddl.errors import PddlError
 from reward_service.plan_file import PlanFormatError, read_plan_file
-from reward_service.result import Completion, Label, Plan, ValidationResult, Validator
-from reward_service.scoring import RewardScorer, Score, ValidationTimeout, deadline
+from reward_service.result import Label, Plan, ValidationResult, Validator
+from reward_service.scoring import RewardScorer, ValidationTimeout, deadline
 from reward_service.val import load_task
 from reward_service.validators import VALIDATOR_NAMES, make_validator
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU smoke test: the GPU path's assertions in minutes on a small model (docs/gpu.md, "The GPU smoke test").
 #
-#   bash scripts/gpu_smoke.sh                 # the tiny model of learner/tiny.py, built locally (no download)
+#   bash scripts/gpu_smoke.sh                 # the tiny model of learner/policy/tiny.py, built locally (no download)
 #   bash scripts/gpu_smoke.sh /models/qwen    # or a local HF model directory for the two --smoke runs
 #   GPU_SMOKE_OUT=/tmp/smoke bash scripts/gpu_smoke.sh   # where runs and measurements go (default: a new temp dir)
 #
@@ -65,7 +65,7 @@ common=(
   "rollout.max_new_tokens=64" "learner.max_prompt_length=256" "learner.max_seq_length=512"
   "rollout.max_model_len=512" "rollout.gpu_memory_utilization=0.3" "data.per_domain=20"
 )
-if [[ "$MODEL" == "tiny" ]]; then  # learner/tiny.py's model from the run's data; head size 64; 2 SFT steps
+if [[ "$MODEL" == "tiny" ]]; then  # learner/policy/tiny.py's model from the run's data; head size 64; 2 SFT steps
   common+=("data.sizes=tiny" "data.prompt_style=compact" "tiny_model.hidden=128" "tiny_model.heads=2"
            "sft.enabled=true")
 fi

@@ -126,7 +126,7 @@ def _wait_no_new_pids(before: set[int], wait_s: float) -> set[int]:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["run-metrics"] and len(argv) >= 2:
-            from learner.step_metrics import read_metrics
+            from learner.driver.step_metrics import read_metrics
 
             run_dir = Path(argv[1])
             colocated = "--colocated" in argv[2:]

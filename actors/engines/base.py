@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from learner.prompt_encoding import Prompt, encode_prompt
-from learner.rollout_config import RolloutConfig
-from reward_service.result import Completion
+from learner.config.rollout import RolloutConfig
+from learner.policy.prompt_encoding import Prompt, encode_prompt
+from reward_service.contracts import Completion
 
-__all__ = ["Prompt", "encode_prompt"]  # re-exported: they live in learner/prompt_encoding.py (SFT uses them too)
+__all__ = ["Prompt", "encode_prompt"]  # re-exported: they live in learner/policy/prompt_encoding.py (SFT uses them too)
 
 
 class PolicyVersionMismatch(ValueError):

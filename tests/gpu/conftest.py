@@ -68,8 +68,9 @@ def record():
 
 @pytest.fixture(scope="session")
 def gpu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Llama of learner.tiny (2 layers, hidden 128, head size 64: every CUDA attention backend has it)."""
-    from learner.tiny import build_tiny_model, build_tiny_tokenizer
+    """The tiny Llama of learner.policy.tiny (2 layers, hidden 128, head size 64: every CUDA attention backend
+    has it)."""
+    from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
 
     tok = build_tiny_tokenizer(TEXTS)
     return build_tiny_model(tok, tmp_path_factory.mktemp("tiny_gpu"), layers=2, hidden=128, ffn=256, heads=2, seed=0)
@@ -93,7 +94,7 @@ def make_random_adapter():
 
 
 def _learner_config(model_dir: Path, **kw):
-    from learner.learner_config import LearnerConfig
+    from learner.config.learner import LearnerConfig
 
     fields = {"base_model": str(model_dir), **LORA, "lora_target_modules": TARGETS, "load_in_4bit": False,
               "use_unsloth": False, "use_gradient_checkpointing": False, "beta": 0.0, "max_seq_length": 256}
@@ -105,7 +106,7 @@ def _random_adapter(model, seed: int, scale: float = 0.3) -> dict:
     """A LoRA state of the learner's keys and shapes with non-zero B, so the adapter changes the outputs."""
     import torch
 
-    from learner.model import get_adapter_state
+    from learner.policy.model import get_adapter_state
 
     g = torch.Generator().manual_seed(seed)
     return {k: torch.randn(v.shape, generator=g) * scale for k, v in get_adapter_state(model).items()}

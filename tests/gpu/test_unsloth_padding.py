@@ -29,8 +29,8 @@ def test_padded_rows_equal_rows_alone_under_unsloth(need, gpu_model_dir, smoke_c
     need("unsloth")
     if load_in_4bit:
         need("bitsandbytes")
-    from learner.model import load_policy, set_adapter_state
-    from learner.train_step import TrainSample, collate, completion_logprobs
+    from learner.grpo.train_step import TrainSample, collate, completion_logprobs
+    from learner.policy.model import load_policy, set_adapter_state
 
     model, _ = load_policy(make_learner_config(gpu_model_dir, use_unsloth=True, load_in_4bit=load_in_4bit))
     modules = {type(m).forward.__module__ for m in model.modules()}

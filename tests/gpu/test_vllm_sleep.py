@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reward_service.contracts import LoraSpec
+
 pytestmark = pytest.mark.gpu
 
 
@@ -20,14 +22,14 @@ def test_sleep_frees_the_engines_memory_and_wake_restores_greedy_outputs(
     need("vllm")
     from actors.engines.config import RolloutConfig
     from actors.engines.vllm import VLLMEngine
-    from learner.model import load_policy
+    from learner.policy.model import load_policy
 
     torch.cuda.init()
     torch.cuda.synchronize()
     free_before = torch.cuda.mem_get_info()[0]  # device-wide: vLLM's engine runs in its own process
     cfg = RolloutConfig(engine="vllm", num_generations=1, max_new_tokens=16, temperature=0.0, top_k=0, seed=3,
                         enable_sleep_mode=True)
-    engine = VLLMEngine(str(gpu_model_dir), cfg, lora_rank=8, lora_alpha=16.0, gpu_memory_utilization=0.3,
+    engine = VLLMEngine(str(gpu_model_dir), cfg, lora=LoraSpec(rank=8, alpha=16.0), gpu_memory_utilization=0.3,
                         max_model_len=256, adapter_root=tmp_path / "adapters")
     try:
         free_awake = torch.cuda.mem_get_info()[0]

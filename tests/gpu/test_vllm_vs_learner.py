@@ -13,6 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reward_service.contracts import LoraSpec
+
 pytestmark = pytest.mark.gpu
 G = 4
 
@@ -25,7 +27,7 @@ def engine(need, gpu_model_dir, tmp_path_factory):
 
     cfg = RolloutConfig(engine="vllm", num_generations=G, max_new_tokens=16, temperature=1.0, top_p=1.0, top_k=0,
                         seed=7)
-    eng = VLLMEngine(str(gpu_model_dir), cfg, lora_rank=8, lora_alpha=16.0, gpu_memory_utilization=0.2,
+    eng = VLLMEngine(str(gpu_model_dir), cfg, lora=LoraSpec(rank=8, alpha=16.0), gpu_memory_utilization=0.2,
                      max_model_len=256, adapter_root=tmp_path_factory.mktemp("adapters"))
     yield eng
     eng.close()
@@ -33,7 +35,7 @@ def engine(need, gpu_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def learner(gpu_model_dir, make_learner_config):
-    from learner.model import load_policy
+    from learner.policy.model import load_policy
 
     model, _ = load_policy(make_learner_config(gpu_model_dir))
     assert next(model.parameters()).is_cuda
@@ -41,7 +43,7 @@ def learner(gpu_model_dir, make_learner_config):
 
 
 def _learner_logprobs(model, completions) -> list[list[float]]:
-    from learner.train_step import collate, completion_logprobs, samples_from_completions
+    from learner.grpo.train_step import collate, completion_logprobs, samples_from_completions
 
     samples = samples_from_completions(completions, [0.0] * len(completions))
     batch = collate(samples, pad_id=0, device=next(model.parameters()).device)
@@ -58,7 +60,7 @@ def _gap(engine, model, prompts, smoke_checks):
 
 def test_behaviour_logprobs_equal_the_learners_forward(engine, learner, prompts, smoke_checks, record,
                                                        make_random_adapter) -> None:
-    from learner.model import get_adapter_state, set_adapter_state
+    from learner.policy.model import get_adapter_state, set_adapter_state
 
     base = _gap(engine, learner, prompts, smoke_checks)  # version 0: no adapter on either side (B = 0)
     record("vllm_vs_learner/base/mean_abs_delta", base.mean_abs)
@@ -92,7 +94,7 @@ def test_4bit_learner_gap_to_the_16bit_engine_is_measured(need, engine, gpu_mode
     # issue 15 finding 7: the engine samples from the bf16 base, a 4-bit learner trains the NF4 one;
     # importance weights correct the gap. Measured here, not bounded: a tiny random model says little of a 7B.
     need("bitsandbytes")
-    from learner.model import get_adapter_state, load_policy
+    from learner.policy.model import get_adapter_state, load_policy
 
     model, _ = load_policy(make_learner_config(gpu_model_dir, load_in_4bit=True))
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules()), "load_in_4bit loaded no Linear4bit"

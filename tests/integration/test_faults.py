@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from reward_service.config import RewardConfig
-from reward_service.result import Completion, Label
+from reward_service.contracts import Completion
+from reward_service.result import Label
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -106,7 +107,7 @@ def _summary_steps(run_dir: Path) -> list[int]:
 
 @pytest.mark.timeout(900)
 def test_resume_falls_back_past_a_corrupt_checkpoint_and_torn_logs_without_duplicates(tmp_path: Path) -> None:
-    from learner.step_metrics import read_metrics
+    from learner.driver.step_metrics import read_metrics
     from sampler.datagen.builder import build_dataset
 
     data_root = tmp_path / "data"
@@ -144,8 +145,8 @@ def test_a_poisoned_batch_in_the_learner_actor_stops_with_the_step_and_the_cause
     import math
 
     from actors.learner import create_learner_actor
-    from learner.learner_config import LearnerConfig
-    from learner.train_step import NonFiniteTrainingError, TrainSample
+    from learner.config.learner import LearnerConfig
+    from learner.grpo.train_step import NonFiniteTrainingError, TrainSample
     from tests.conftest import build_tiny_llama
 
     ray = ray_two_cpus

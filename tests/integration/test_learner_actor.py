@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.learner_config import LearnerConfig
-from learner.train_step import TrainSample
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import TrainSample
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration

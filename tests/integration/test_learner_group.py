@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.learner_config import LearnerConfig
-from learner.train_step import TrainSample
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import TrainSample
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
@@ -32,8 +32,8 @@ def _config(tiny_dir: Path, loss_type: str) -> LearnerConfig:
 
 
 def _single_learner(cfg: LearnerConfig):
-    from learner.model import load_policy
-    from learner.train_step import GRPOTrainerCore
+    from learner.grpo.train_step import GRPOTrainerCore
+    from learner.policy.model import load_policy
 
     model, tok = load_policy(cfg)
     return GRPOTrainerCore(model, tok, cfg, num_training_steps=10)
@@ -48,7 +48,7 @@ def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> f
 def test_two_gloo_ranks_equal_one_learner_on_the_full_batch(cluster, tiny_dir: Path, tmp_path: Path,
                                                             loss_type: str) -> None:
     from actors.learner_group import LearnerGroup
-    from learner.model import get_adapter_state
+    from learner.policy.model import get_adapter_state
 
     cfg = _config(tiny_dir, loss_type)
     group = LearnerGroup(cfg, num_ranks=2, num_cpus=1, num_training_steps=10, name=f"dp-{loss_type}")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import ray
 
-from learner.bootstrap import ensure_model
-from learner.config import load_config
-from learner.loss import LOSS_TYPES
-from learner.run_dir import create_run_dir
+from learner.config.run import load_config
+from learner.driver.bootstrap import ensure_model
+from learner.driver.run_dir import create_run_dir
+from learner.grpo.loss import LOSS_TYPES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def _overrides(data_root: Path, loss_type: str) -> list[str]:
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
 def test_each_loss_type_takes_a_step_through_the_driver(setup, tmp_path: Path, loss_type: str) -> None:
-    from learner.loop import StepLoop  # imports the actors
+    from learner.driver.loop import StepLoop  # imports the actors
 
     data_root, model_path = setup
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", _overrides(data_root, loss_type))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import ray
 
-from learner.config import load_config
-from learner.pipeline import run
+from learner.config.run import load_config
+from learner.driver.pipeline import run
 from sampler.stream import BalancedBatchStream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

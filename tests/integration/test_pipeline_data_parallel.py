@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from learner.config import load_config
-from learner.pipeline import run
+from learner.config.run import load_config
+from learner.driver.pipeline import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

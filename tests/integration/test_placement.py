@@ -11,7 +11,7 @@ import time
 import pytest
 
 from actors.placement import PlacementError, PlacementOptions, build_placement, plan_placement
-from learner.config import config_from_dict
+from learner.config.run import config_from_dict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

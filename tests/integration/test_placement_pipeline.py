@@ -3,7 +3,7 @@
 The module starts its own local Ray that declares 2 fake GPUs (Ray hands out their ids and
 CUDA_VISIBLE_DEVICES like real ones; torch sees no CUDA, so the HF engine and the learner run on CPU),
 so the shared `cluster` fixture is not used. A spy around StepLoop.shutdown reads where the actors ran
-before the run tears them down; everything else is the unmodified `learner.pipeline.run`.
+before the run tears them down; everything else is the unmodified `learner.driver.pipeline.run`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from learner.config import load_config
-from learner.pipeline import run
+from learner.config.run import load_config
+from learner.driver.pipeline import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,10 +43,10 @@ def seen(monkeypatch, ray_two_fake_gpus) -> dict:
     """Spy on StepLoop.shutdown: record placement info, engine histories and the groups, then shut down."""
     from ray.util.placement_group import placement_group_table
 
-    import learner.loop
+    import learner.driver.loop
 
     ray, found = ray_two_fake_gpus, {}
-    original = learner.loop.StepLoop.shutdown
+    original = learner.driver.loop.StepLoop.shutdown
 
     def spy(self) -> None:
         head = getattr(self.learner, "head", self.learner)  # rank 0 of a LearnerGroup, or the one actor
@@ -58,10 +58,10 @@ def seen(monkeypatch, ray_two_fake_gpus) -> dict:
         original(self)
         ray.kill(self.sampler.actor)  # the next run in this Ray names its sampler "sampler" again
 
-    monkeypatch.setattr(learner.loop.StepLoop, "shutdown", spy)
+    monkeypatch.setattr(learner.driver.loop.StepLoop, "shutdown", spy)
     # the order in which the learner becomes ready and the engines start
     events = found.setdefault("start_order", [])
-    wait_ready, rollout_init = learner.loop.LearnerGroup.wait_ready, learner.loop.RolloutGroup.__init__
+    wait_ready, rollout_init = learner.driver.loop.LearnerGroup.wait_ready, learner.driver.loop.RolloutGroup.__init__
 
     def ready_spy(self, *args, **kwargs) -> None:
         wait_ready(self, *args, **kwargs)
@@ -71,8 +71,8 @@ def seen(monkeypatch, ray_two_fake_gpus) -> dict:
         events.append("rollout start")
         rollout_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(learner.loop.LearnerGroup, "wait_ready", ready_spy)
-    monkeypatch.setattr(learner.loop.RolloutGroup, "__init__", rollout_spy)
+    monkeypatch.setattr(learner.driver.loop.LearnerGroup, "wait_ready", ready_spy)
+    monkeypatch.setattr(learner.driver.loop.RolloutGroup, "__init__", rollout_spy)
     return found
 
 

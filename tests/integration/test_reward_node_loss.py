@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from reward_service.config import RewardConfig
-from reward_service.result import Completion, Label
+from reward_service.contracts import Completion
+from reward_service.result import Label
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

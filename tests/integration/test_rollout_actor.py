@@ -10,14 +10,15 @@ from peft import get_peft_model_state_dict
 
 from actors.engines.config import RolloutConfig
 from actors.engines.hf import HFEngine
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from reward_service.contracts import LoraSpec
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
 
 PROMPTS = ["Goal: on a b\nPlan:\n", "Goal: on b c\nPlan:\n", "Plan:\n", "Goal: on c a, on a b\nPlan:\n", "Goal:\n"]
 IDS = [f"bw:{i}" for i in range(len(PROMPTS))]
-LORA = {"lora_rank": 4, "lora_alpha": 8.0, "lora_target_modules": ["q_proj", "v_proj"]}
+LORA = {"lora": LoraSpec(rank=4, alpha=8.0, target_modules=("q_proj", "v_proj"))}
 CONFIG = RolloutConfig(num_actors=2, num_generations=2, max_new_tokens=8, temperature=0, num_cpus_per_actor=1)
 
 
@@ -106,13 +107,13 @@ def test_a_weight_push_does_not_wait_behind_a_running_generate_and_versions_stay
 
 
 def test_chunks_are_scored_as_they_arrive_in_prompt_order_exactly_once_with_a_slow_actor(cluster, model_path):
-    """Streaming scoring (learner.loop.score_as_generated) with R=2 actors of unequal speed: actor 0 is busy
+    """Streaming scoring (learner.driver.loop.score_as_generated) with R=2 actors of unequal speed: actor 0 is busy
     with a long job first, so actor 1's chunk arrives and is scored first; completions and scores still come
     back in prompt order, each chunk scored once, the same scores as scoring the whole step at once."""
     from pathlib import Path
 
     from actors.rollout import RolloutGroup
-    from learner.loop import score_as_generated
+    from learner.driver.loop import score_as_generated
     from reward_service.config import RewardConfig
     from reward_service.scoring import RewardScorer
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import learner.loop
-from learner.config import load_config
-from learner.pipeline import run
+import learner.driver.loop
+from learner.config.run import load_config
+from learner.driver.pipeline import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,13 +22,13 @@ def test_config_yaml_reloads_to_the_config_the_loop_ran(tmp_path: Path, monkeypa
     data_root = tmp_path / "data"
     build_dataset(data_root, per_domain=6, sizes="tiny", prompt_style="compact", test_fraction=0.2, seed=1)
     seen: dict = {}
-    init = learner.loop.StepLoop.__init__
+    init = learner.driver.loop.StepLoop.__init__
 
     def recording_init(self, cfg, run_dir, model_path="", data_root=None, **kwargs):  # records, then runs as is
         seen.update(cfg=cfg, model_path=model_path, data_root=data_root)
         init(self, cfg, run_dir, model_path, data_root, **kwargs)
 
-    monkeypatch.setattr(learner.loop.StepLoop, "__init__", recording_init)
+    monkeypatch.setattr(learner.driver.loop.StepLoop, "__init__", recording_init)
     monkeypatch.chdir(tmp_path)  # a relative data_root, as a user writes it
     out = tmp_path / "run"
     overrides = [f"output_dir={out}", "sampler.data_root=data", "max_steps=1", "save_steps=1",

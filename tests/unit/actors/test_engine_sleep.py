@@ -11,10 +11,11 @@ import torch
 from actors.engines.base import EngineAsleep
 from actors.engines.config import RolloutConfig
 from actors.engines.hf import HFEngine
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from reward_service.contracts import LoraSpec
 
 TEXTS = ["Goal: on a b\nPlan:\n", "(unstack a b)\n(putdown a)"]
-LORA = {"lora_rank": 4, "lora_alpha": 8.0, "lora_target_modules": ["q_proj", "v_proj"]}
+LORA = {"lora": LoraSpec(rank=4, alpha=8.0, target_modules=("q_proj", "v_proj"))}
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,11 @@ def test_vllm_engine_reads_its_options_from_the_config_stand_in_llm(stand_in_vll
 
     cfg = RolloutConfig(engine="vllm", gpu_memory_utilization=0.4, max_model_len=2304,
                         enable_prefix_caching=False, enable_sleep_mode=True)
-    VLLMEngine("/models/base", cfg, lora_rank=16, adapter_root=tmp_path)
+    VLLMEngine("/models/base", cfg, lora=LoraSpec(rank=16), adapter_root=tmp_path)
     kwargs = stand_in_vllm_for_missing_gpu.instances[0].kwargs
     assert (kwargs["gpu_memory_utilization"], kwargs["max_model_len"]) == (0.4, 2304)
     assert kwargs["enable_prefix_caching"] is False and kwargs["enable_sleep_mode"] is True
-    VLLMEngine("/models/base", cfg, lora_rank=16, adapter_root=tmp_path, gpu_memory_utilization=0.3)
+    VLLMEngine("/models/base", cfg, lora=LoraSpec(rank=16), adapter_root=tmp_path, gpu_memory_utilization=0.3)
     assert stand_in_vllm_for_missing_gpu.instances[1].kwargs["gpu_memory_utilization"] == 0.3  # explicit wins
 
 

@@ -9,12 +9,13 @@ from peft import get_peft_model_state_dict
 from actors.engines.base import PolicyVersionMismatch
 from actors.engines.config import RolloutConfig
 from actors.engines.hf import HFEngine
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from reward_service.contracts import LoraSpec
 
 TEXTS = ["Goal: on a b\nPlan:\n", "Blocks: a b c d\nGoal: on c d, on d a\nPlan:\n", "(unstack a b)\n(putdown a)"]
 PROMPTS = TEXTS[:2] + ["Plan:\n"]  # different lengths: left padding is exercised
 IDS = ["bw:0", "bw:1", "bw:2"]
-LORA = {"lora_rank": 4, "lora_alpha": 8.0, "lora_target_modules": ["q_proj", "v_proj"]}
+LORA = {"lora": LoraSpec(rank=4, alpha=8.0, target_modules=("q_proj", "v_proj"))}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def test_text_prompts_go_through_the_chat_template_when_the_tokenizer_has_one(mo
 
 
 def test_auto_dtype_follows_the_learners_rule_cpu_and_stand_in_gpu(model_path, monkeypatch) -> None:
-    from learner.model import resolve_dtype
+    from learner.policy.model import resolve_dtype
 
     engine = _engine(model_path)
     assert engine._dtype() == resolve_dtype("auto", cuda=False) == torch.float32

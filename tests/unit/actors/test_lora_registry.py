@@ -18,7 +18,7 @@ from actors.engines.lora_registry import (
     vllm_max_lora_rank,
     write_adapter,
 )
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

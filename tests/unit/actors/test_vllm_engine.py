@@ -19,7 +19,8 @@ import torch
 from actors.engines.base import PolicyVersionMismatch, encode_prompt
 from actors.engines.config import RolloutConfig
 from actors.engines.vllm import call_seeds, completions_from_vllm, sampling_kwargs
-from learner.tiny import build_tiny_tokenizer
+from learner.policy.tiny import build_tiny_tokenizer
+from reward_service.contracts import LoraSpec
 
 # --- stand-ins for vLLM's output objects (vLLM needs a GPU) -------------------------------------
 
@@ -223,7 +224,7 @@ def test_engine_with_stand_in_llm_swaps_adapters_without_piling_up(stand_in_vllm
     from actors.engines.vllm import VLLMEngine
 
     cfg = RolloutConfig(engine="vllm", num_generations=2, top_k=0, seed=5)
-    engine = VLLMEngine("/models/base", cfg, lora_rank=12, lora_alpha=24.0, adapter_root=tmp_path,
+    engine = VLLMEngine("/models/base", cfg, lora=LoraSpec(rank=12, alpha=24.0), adapter_root=tmp_path,
                         gpu_memory_utilization=0.5, max_model_len=1024)
     llm = stand_in_vllm_for_missing_gpu.instances[0]
     assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 16
@@ -279,14 +280,14 @@ def test_real_vllm_engine_generates_and_swaps_on_a_gpu(tmp_path) -> None:
     from transformers import AutoModelForCausalLM
 
     from actors.engines.vllm import VLLMEngine
-    from learner.tiny import build_tiny_model
+    from learner.policy.tiny import build_tiny_model
 
     tok = build_tiny_tokenizer(["Goal: on a b\nPlan:\n(stack a b)"])
     path = build_tiny_model(tok, tmp_path / "tiny", layers=2, hidden=64, ffn=128, seed=0)
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     engine = VLLMEngine(str(path), RolloutConfig(engine="vllm", num_generations=2, max_new_tokens=8),
-                        lora_rank=8, lora_alpha=16.0, gpu_memory_utilization=0.3, max_model_len=256)
+                        lora=LoraSpec(rank=8, alpha=16.0), gpu_memory_utilization=0.3, max_model_len=256)
     for version in (0, 1):
         engine.update_weights(get_peft_model_state_dict(lora), version)
         out = engine.generate(["Goal: on a b"], ["bw:0"])

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from actors.engines.config import RolloutConfig
-from learner.learner_config import LearnerConfig
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
+from learner.config.learner import LearnerConfig
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from reward_service.contracts import LoraSpec
 
 pytestmark = pytest.mark.vllm
 
@@ -24,7 +25,7 @@ TEXTS = [
     "Goal: at ball1 room2\nPlan:\n(pick ball1 room1 left)\n(move room1 room2)\n(drop ball1 room2 left)",
 ]
 PROMPTS = ["Goal: on a b\nPlan:\n", "Goal: at ball1 room2\nPlan:\n"]
-LORA = {"lora_rank": 8, "lora_alpha": 16.0}
+LORA = LoraSpec(rank=8, alpha=16.0)
 TARGETS = ["q_proj", "v_proj"]
 G = 4
 
@@ -42,7 +43,7 @@ def engine(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
     cfg = RolloutConfig(engine="vllm", num_generations=G, max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0,
                         seed=11)
-    eng = VLLMEngine(str(model_dir), cfg, **LORA, adapter_root=tmp_path_factory.mktemp("adapters"),
+    eng = VLLMEngine(str(model_dir), cfg, lora=LORA, adapter_root=tmp_path_factory.mktemp("adapters"),
                      max_model_len=256)
     yield eng
     eng.close()
@@ -50,10 +51,10 @@ def engine(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def learner(model_dir: Path):
-    """The learner's own model (learner.model.load_policy): the same base, a PEFT LoRA of the engine's shape."""
-    from learner.model import load_policy
+    """The learner's own model (learner.policy.model.load_policy): the same base, a PEFT LoRA of the engine's shape."""
+    from learner.policy.model import load_policy
 
-    cfg = LearnerConfig(base_model=str(model_dir), lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"],
+    cfg = LearnerConfig(base_model=str(model_dir), lora_rank=LORA.rank, lora_alpha=LORA.alpha,
                         lora_target_modules=TARGETS, load_in_4bit=False, use_unsloth=False,
                         use_gradient_checkpointing=False)
     model, _ = load_policy(cfg)
@@ -62,15 +63,15 @@ def learner(model_dir: Path):
 
 def _random_adapter(learner, seed: int, scale: float = 0.3) -> dict[str, torch.Tensor]:
     """A LoRA state of the learner's keys and shapes with non-zero B, so the adapter changes the outputs."""
-    from learner.model import get_adapter_state
+    from learner.policy.model import get_adapter_state
 
     g = torch.Generator().manual_seed(seed)
     return {k: torch.randn(v.shape, generator=g) * scale for k, v in get_adapter_state(learner).items()}
 
 
 def _learner_logprobs(learner, completions) -> list[list[float]]:
-    """Teacher-forced logprobs of the completions' tokens under the learner's forward (learner.train_step)."""
-    from learner.train_step import collate, completion_logprobs, samples_from_completions
+    """Teacher-forced logprobs of the completions' tokens under the learner's forward (learner.grpo.train_step)."""
+    from learner.grpo.train_step import collate, completion_logprobs, samples_from_completions
 
     samples = samples_from_completions(completions, [0.0] * len(completions))
     batch = collate(samples, pad_id=0)
@@ -112,7 +113,7 @@ def test_stop_strings_end_the_text_before_the_stop_string(engine) -> None:
 
 @pytest.mark.parametrize("with_adapter", [False, True])
 def test_behaviour_logprobs_equal_the_learners_forward(engine, learner, with_adapter: bool) -> None:
-    from learner.model import set_adapter_state
+    from learner.policy.model import set_adapter_state
 
     if with_adapter:
         state = _random_adapter(learner, seed=5)

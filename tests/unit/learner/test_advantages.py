@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from learner.advantages import group_advantages
+from learner.grpo.advantages import group_advantages
 
 
 def test_two_completion_group_by_hand() -> None:

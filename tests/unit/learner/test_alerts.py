@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from learner.alerts import (
+from learner.reporting.alerts import (
     TRAIN_MIN_PROMPTS,
     CollapseDetector,
     Rate,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from learner.bootstrap import _vocabulary_texts
+from learner.driver.bootstrap import _vocabulary_texts
 
 
 def test_bad_lines_left_by_skip_mode_are_skipped_not_fatal(tmp_path: Path) -> None:

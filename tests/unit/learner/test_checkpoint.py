@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from learner.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from learner.learner_config import LearnerConfig
-from learner.model import get_adapter_state, load_policy
-from learner.train_step import GRPOTrainerCore, TrainSample
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import GRPOTrainerCore, TrainSample
+from learner.policy.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from learner.policy.model import get_adapter_state, load_policy
 
 SAMPLES = [TrainSample((2, 3, 4), (5, 6, 7, 1), 1.0), TrainSample((2, 3), (8, 9, 1), -1.0)]
 

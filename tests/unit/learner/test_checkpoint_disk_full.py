@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.checkpoint import list_checkpoints, save_checkpoint
-from learner.learner_config import LearnerConfig
-from learner.model import load_policy
-from learner.train_step import GRPOTrainerCore, TrainSample
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import GRPOTrainerCore, TrainSample
+from learner.policy.checkpoint import list_checkpoints, save_checkpoint
+from learner.policy.model import load_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.checkpoint import _remove_leftovers, _torch_load, plain
+from learner.policy.checkpoint import _remove_leftovers, _torch_load, plain
 
 
 class _RunsCode:

@@ -1,4 +1,4 @@
-"""learner.pipeline._check_cluster: a local Ray too small for the config stops the run before any model loads
+"""learner.driver.pipeline._check_cluster: a local Ray too small for the config stops the run before any model loads
 (issue 19: `cluster.num_cpus=1` waited forever with no output); a joined cluster only warns (it may grow)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 from actors import scheduling
 from actors.scheduling import ActorsNotPlacedError
-from learner.config import load_config
-from learner.pipeline import _check_cluster
+from learner.config.run import load_config
+from learner.driver.pipeline import _check_cluster
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from learner.config import ConfigError, RunConfig, dump_config, load_config, write_config
+from learner.config.run import ConfigError, RunConfig, dump_config, load_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from learner.config import ConfigError, RunConfig, config_from_dict, load_config
-from learner.pipeline import _write_run_config, resolved_config
+from learner.config.run import ConfigError, RunConfig, config_from_dict, load_config
+from learner.driver.pipeline import _write_run_config, resolved_config
 from reward_service.config import RewardConfig
 from sampler.config import SamplerConfig
 

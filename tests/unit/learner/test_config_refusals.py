@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from learner.config import ConfigError, load_config
+from learner.config.run import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "tiny_cpu.yaml"

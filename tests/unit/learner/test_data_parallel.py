@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from learner.config import ConfigError, config_from_dict
-from learner.data_parallel import merge_rank_metrics, sample_cost, shard_samples
-from learner.learner_config import data_parallel_ranks
-from learner.train_step import TrainSample, samples_from_completions
+from learner.config.learner import data_parallel_ranks
+from learner.config.run import ConfigError, config_from_dict
+from learner.grpo.data_parallel import merge_rank_metrics, sample_cost, shard_samples
+from learner.grpo.train_step import TrainSample, samples_from_completions
 
 
 def _sample(group: int | None, prompt: int, completion: int) -> TrainSample:

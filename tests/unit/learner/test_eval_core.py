@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from learner.eval_core import evaluate, format_table, load_test_samples, summarize, wilson_interval
-from reward_service.result import Completion, Label
-from reward_service.scoring import Score
+from learner.eval.core import evaluate, format_table, load_test_samples, summarize, wilson_interval
+from reward_service.contracts import Completion, Score
+from reward_service.result import Label
 
 
 def test_wilson_interval_contains_the_rate_and_stays_in_bounds() -> None:

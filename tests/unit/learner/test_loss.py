@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from learner.loss import grpo_loss, importance_weights
+from learner.grpo.loss import grpo_loss, importance_weights
 
 MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])  # 3 tokens and 1 token
 ADV = torch.tensor([1.0, -2.0])

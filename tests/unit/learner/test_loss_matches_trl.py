@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.learner_config import LearnerConfig
-from learner.loss import grpo_loss, importance_weights
-from learner.model import load_policy
-from learner.train_step import TrainSample, collate, completion_logprobs
+from learner.config.learner import LearnerConfig
+from learner.grpo.loss import grpo_loss, importance_weights
+from learner.grpo.train_step import TrainSample, collate, completion_logprobs
+from learner.policy.model import load_policy
 
 trl = pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")

@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from learner.step_metrics import MetricsWriter, read_metrics, truncate_metrics
+from learner.driver.step_metrics import MetricsWriter, read_metrics, truncate_metrics
 
 
 def _write(run_dir: Path, steps: range) -> None:

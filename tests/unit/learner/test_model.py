@@ -10,8 +10,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from learner.learner_config import LearnerConfig
-from learner.model import get_adapter_state, load_policy, resolve_dtype, set_adapter_state
+from learner.config.learner import LearnerConfig
+from learner.policy.model import get_adapter_state, load_policy, resolve_dtype, set_adapter_state
 
 LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
@@ -104,7 +104,7 @@ def test_existing_adapter_is_loaded_trainable(tiny_dir: Path, tmp_path: Path) ->
 def test_4bit_is_skipped_on_cpu_with_a_log_line(tiny_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with caplog.at_level(logging.INFO, logger="learner.model"):
+    with caplog.at_level(logging.INFO, logger="learner.policy.model"):
         model, _ = load_policy(_cfg(tiny_dir, load_in_4bit=True))
     assert "load_in_4bit skipped" in caplog.text
     assert next(model.parameters()).dtype == torch.float32

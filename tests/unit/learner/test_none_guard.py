@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from learner.none_guard import AllNoneRewardsError, NoneRewardGuard
+from learner.driver.none_guard import AllNoneRewardsError, NoneRewardGuard
 from reward_service.config import RewardConfig
-from reward_service.result import Completion
+from reward_service.contracts import Completion
 from reward_service.scoring import RewardScorer
 
 THEIRS = Path(__file__).resolve().parents[2] / "fixtures" / "safety_gen"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.learner_config import LearnerConfig
-from learner.model import get_adapter_state, load_policy
-from learner.train_step import GRPOTrainerCore, NonFiniteTrainingError, TrainSample
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import GRPOTrainerCore, NonFiniteTrainingError, TrainSample
+from learner.policy.model import get_adapter_state, load_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.placement import learner_actor_options, placement_options, plan_placement, rollout_group_options
-from learner.config import ConfigError, config_from_dict
+from learner.config.run import ConfigError, config_from_dict
 from learner.recipe_check import check_recipe
 
 COLOCATED = {"cluster": {"placement": "colocated", "learner_num_gpus": 1.0},

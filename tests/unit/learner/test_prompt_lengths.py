@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from learner.prompt_lengths import length_stats, write_prompt_lengths
+from learner.driver.prompt_lengths import length_stats, write_prompt_lengths
 
 
 def _write(path: Path, prompts: list[str]) -> None:

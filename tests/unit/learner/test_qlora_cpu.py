@@ -14,10 +14,11 @@ import torch
 
 from actors.engines.config import RolloutConfig
 from actors.engines.hf import HFEngine
-from learner.checkpoint import load_checkpoint, save_checkpoint
-from learner.learner_config import LearnerConfig
-from learner.model import get_adapter_state, load_policy
-from learner.train_step import GRPOTrainerCore, TrainSample, collate, completion_logprobs
+from learner.config.learner import LearnerConfig
+from learner.grpo.train_step import GRPOTrainerCore, TrainSample, collate, completion_logprobs
+from learner.policy.checkpoint import load_checkpoint, save_checkpoint
+from learner.policy.model import get_adapter_state, load_policy
+from reward_service.contracts import LoraSpec
 
 bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes (the [gpu] extra) is not installed: "
                           "pip install 'bitsandbytes==0.50.*' runs the 4-bit learner path on CPU")
@@ -72,7 +73,7 @@ def test_the_4bit_adapter_pushes_to_the_hf_engine(tiny_dir: Path) -> None:
     version, state = core.version, get_adapter_state(core.model)
     engine = HFEngine(str(tiny_dir), RolloutConfig(max_new_tokens=6, num_generations=2, temperature=1.0, top_k=0,
                                                    top_p=1.0),
-                      lora_rank=4, lora_alpha=8, lora_target_modules=TARGETS, use_chat_template=False)
+                      lora=LoraSpec(rank=4, alpha=8, target_modules=tuple(TARGETS)), use_chat_template=False)
     engine.update_weights(state, version)
     assert engine.version == version == 1
     for key, value in get_adapter_state(engine.model).items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from actors.placement import PlacementOptions
-from learner.config import config_from_dict, load_config
+from learner.config.run import config_from_dict, load_config
 from learner.recipe_check import check_recipe, main
 
 ROOT = Path(__file__).resolve().parents[3]

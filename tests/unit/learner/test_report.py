@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from learner.report import build_report, eval_table, main
-from learner.report_plots import load_run, rolling, series
+from learner.reporting.plots import load_run, rolling, series
 
 DOMAINS = ("blocksworld", "ferry")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def step_record(step: int, rng: random.Random) -> dict:
-    """One metrics.jsonl record with the keys learner.loop writes (values made up, shapes real)."""
+    """One metrics.jsonl record with the keys learner.driver.loop writes (values made up, shapes real)."""
     rec: dict = {"step": step, "reward/mean": rng.uniform(-1, 1), "reward/std": rng.uniform(0, 1)}
     for d in DOMAINS:
         rec[f"reward/{d}/mean"] = rng.uniform(-1, 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from learner.run_dir import RunDirError, create_run_dir, setup_logging
+from learner.driver.run_dir import RunDirError, create_run_dir, setup_logging
 
 
 def test_run_dirs_are_unique(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
 from learner.sft import encode_pair, load_sft_records, main, run_sft
-from learner.tiny import build_tiny_model, build_tiny_tokenizer
 
 
 def _records() -> list[dict]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from learner.prompt_lengths import measure
+from learner.driver.prompt_lengths import measure
+from learner.policy.tiny import build_tiny_tokenizer
 from learner.sft import load_sft_records
-from learner.tiny import build_tiny_tokenizer
 
 GOOD = {"prompt": "Goal: on a b\nPlan:\n", "response": "(stack a b)", "meta": {}}
 

@@ -1,7 +1,7 @@
 """The step loop driven by in-process fakes of its four roles (no Ray, no model): call order, async overlap,
 policy-version lag, filtering and refill, exactly-once scoring and the metrics record, in milliseconds.
 
-The fakes stand in for the Ray actors (learner.loop.Roles) so the driver's own logic is tested alone; the real
+The fakes stand in for the Ray actors (learner.driver.loop.Roles) so the driver's own logic is tested alone; the real
 roles run through it in tests/integration/test_pipeline.py.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from learner.config import load_config
-from learner.loop import Roles, StepLoop
-from reward_service.result import Completion
-from reward_service.scoring import Label, Score
+from learner.config.run import load_config
+from learner.driver.loop import Roles, StepLoop
+from reward_service.contracts import Completion, Score
+from reward_service.scoring import Label
 
 ROOT = Path(__file__).resolve().parents[3]
 DOMAINS = ("ferry", "grippers")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from learner.tiny import build_tiny_model, build_tiny_tokenizer, count_parameters
+from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer, count_parameters
 
 PROMPT = "Blocks: a b c\nInit: on a b, on b table, clear a\nGoal: on b a\nPlan:\n"
 PLAN = "(unstack a b)\n(putdown a)\n(pickup b)\n(stack b a)"

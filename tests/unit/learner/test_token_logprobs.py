@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from learner.token_logprobs import token_logprobs
+from learner.grpo.token_logprobs import token_logprobs
 
 
 def _reference(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +66,7 @@ _PEAK = textwrap.dedent("""
                 return int(line.split()[1])
         raise RuntimeError("no VmHWM in /proc/self/status")
     sys.path.insert(0, {root!r})
-    from learner.token_logprobs import token_logprobs
+    from learner.grpo.token_logprobs import token_logprobs
     from tests.unit.learner.test_token_logprobs import _reference
     torch.set_num_threads(1)
     logits = torch.randn(1024, 32768).requires_grad_()  # 128 MiB in fp32

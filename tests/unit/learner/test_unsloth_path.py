@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import learner.model as model_module
-from learner.learner_config import LearnerConfig
+import learner.policy.model as model_module
+from learner.config.learner import LearnerConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -91,7 +91,7 @@ _ACTOR_START = textwrap.dedent("""
     import torch
     torch.cuda.is_available = lambda: True  # the GPU learner's path; the stand-in stops it at its import
     from actors.learner import LearnerActor
-    from learner.learner_config import LearnerConfig
+    from learner.config.learner import LearnerConfig
     cls = LearnerActor.__ray_metadata__.modified_class
     cls.__init__(object.__new__(cls), LearnerConfig(base_model="org/base"))
 """)

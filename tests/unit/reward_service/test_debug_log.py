@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from reward_service.contracts import Score
 from reward_service.debug_log import RewardDebugLog, format_score_line, summarize_step
 from reward_service.result import Label
-from reward_service.scoring import Score
 
 
 def score(sid: str, reward: float | None, label: Label = Label.GOAL_NOT_SATISFIED, **kw) -> Score:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from reward_service.contracts import Score
 from reward_service.debug_log import RewardDebugLog, truncate_debug_log
 from reward_service.result import Label
-from reward_service.scoring import Score
 
 
 def _score(sid: str, reward: float) -> Score:

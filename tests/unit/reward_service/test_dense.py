@@ -25,7 +25,7 @@ def test_defaults_are_the_design_table() -> None:
     assert (CFG.safety_violation_base, CFG.safety_violation_progress) == (-0.9, 0.3)
     assert (CFG.precondition_violation_base, CFG.precondition_violation_progress) == (-0.6, 0.3)
     assert (CFG.goal_not_satisfied_base, CFG.goal_not_satisfied_progress) == (-0.3, 0.3)
-    assert CFG.max_completion_bytes == 64 * 1024 and CFG.validator == "auto"  # native where it simulates the task, else VAL
+    assert CFG.max_completion_bytes == 64 * 1024 and CFG.validator == "auto"  # native where it simulates, else VAL
     assert CFG.progress_denominator == "plan_size"
 
 

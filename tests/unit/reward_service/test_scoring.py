@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from reward_service.config import RewardConfig
+from reward_service.contracts import Completion, Score
 from reward_service.dense import reward_for
 from reward_service.native import NativeValidator
-from reward_service.result import Completion, Label, ValidationResult
-from reward_service.scoring import RewardScorer, Score, deadline
+from reward_service.result import Label, ValidationResult
+from reward_service.scoring import RewardScorer, deadline
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pddl"
 DOMAINS = ("blocksworld", "delivery", "ferry", "grippers", "spanner")

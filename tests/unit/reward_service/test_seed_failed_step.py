@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from reward_service.config import RewardConfig
-from reward_service.result import Completion, Label
+from reward_service.contracts import Completion
+from reward_service.result import Label
 from reward_service.scoring import RewardScorer
 from reward_service.val import find_validate_binary
 

@@ -96,7 +96,7 @@ def test_preflight_checks_the_test_split_too(repo):
 
 
 def test_held_out_samples_follow_the_sampler_rules_and_skips(repo):
-    from learner.eval_core import load_test_samples
+    from learner.eval.core import load_test_samples
 
     test = repo / "data/grpo/test"
     test.mkdir()

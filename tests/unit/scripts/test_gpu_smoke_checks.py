@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from learner.step_metrics import MetricsWriter
+from learner.driver.step_metrics import MetricsWriter
 
 ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("gpu_smoke_checks", ROOT / "scripts" / "gpu_smoke_checks.py")
@@ -57,7 +57,7 @@ STEP = {"time/step": 1.5, "is_weight/mean": 1.01, "is_weight/min": 0.8, "is_weig
 
 
 def test_colocated_run_metrics_pass_and_every_number_is_reported(tmp_path: Path):
-    from learner.step_metrics import read_metrics
+    from learner.driver.step_metrics import read_metrics
 
     run = _write_run(tmp_path / "run", [{"step": s, **STEP, "time/sleep": 0.4, "time/wake": 0.6} for s in (0, 1)])
     out = gsc.run_metric_checks(read_metrics(run), colocated=True)
@@ -74,7 +74,7 @@ def test_colocated_run_metrics_pass_and_every_number_is_reported(tmp_path: Path)
     ({}, True, "step 1 has no time/sleep: the colocated engine did not sleep/wake"),
 ])
 def test_run_metrics_fail_naming_the_step_and_key(tmp_path: Path, change: dict, colocated: bool, message: str):
-    from learner.step_metrics import read_metrics
+    from learner.driver.step_metrics import read_metrics
 
     second = {"step": 1, **STEP, **change}
     second = {k: v for k, v in second.items() if v is not None}

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learner.bootstrap import _vocabulary_texts
-from learner.config import load_config
-from learner.prompt_lengths import measure
-from learner.tiny import build_tiny_tokenizer
+from learner.config.run import load_config
+from learner.driver.bootstrap import _vocabulary_texts
+from learner.driver.prompt_lengths import measure
+from learner.policy.tiny import build_tiny_tokenizer
 from sampler.config import BUCKETS
 from sampler.datagen.builder import build_dataset
 from sampler.datagen.domains import DOMAIN_NAMES
@@ -27,7 +27,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[4] / "configs" / "tiny_cpu.yam
 
 
 def _build(cfg, out: Path) -> float:
-    """The default run's data exactly as learner.bootstrap.ensure_data builds it; returns the wall time (s)."""
+    """The default run's data exactly as learner.driver.bootstrap.ensure_data builds it; returns the wall time (s)."""
     t0 = time.perf_counter()
     build_dataset(out, domains=cfg.sampler.domains, per_domain=cfg.data.per_domain, sizes=cfg.data.sizes,
                   prompt_style=cfg.data.prompt_style, constraints=cfg.data.constraints,

@@ -25,15 +25,15 @@ from actors.reward import RewardPool
 from actors.rollout import RolloutGroup
 from actors.sampler import SamplerActor
 from actors.scheduling import resources_now, wait_placed
-from learner.advantages import GroupAdvantages, group_advantages
-from learner.alerts import CollapseDetector
-from learner.checkpoint import latest_checkpoint
-from learner.config import RunConfig
-from learner.eval_core import evaluate
-from learner.none_guard import NoneRewardGuard
-from learner.run_dir import progress
-from learner.step_metrics import MetricsWriter, batch_metrics, truncate_metrics
-from learner.train_step import NonFiniteTrainingError, samples_from_completions
+from learner.config.run import RunConfig
+from learner.driver.none_guard import NoneRewardGuard
+from learner.driver.run_dir import progress
+from learner.driver.step_metrics import MetricsWriter, batch_metrics, truncate_metrics
+from learner.eval.core import evaluate
+from learner.grpo.advantages import GroupAdvantages, group_advantages
+from learner.grpo.train_step import NonFiniteTrainingError, samples_from_completions
+from learner.policy.checkpoint import latest_checkpoint
+from learner.reporting.alerts import CollapseDetector
 from reward_service.debug_log import RewardDebugLog, truncate_debug_log
 
 log = logging.getLogger("pddl_grpo.loop")
@@ -142,9 +142,8 @@ def build_roles(cfg: RunConfig, model_path: str, data_root: Path, placement: Pla
         # meanwhile (a learner growing meanwhile shrinks its KV cache): the learner loads first, alone
         learner.wait_ready()
         log.info("colocated: learner loaded, starting the rollout engine on its GPU")
-    lora = dict(lora_rank=learner_cfg.lora_rank, lora_alpha=learner_cfg.lora_alpha,
-                lora_dropout=learner_cfg.lora_dropout, lora_target_modules=learner_cfg.lora_target_modules)
-    rollout = RolloutGroup(model_path, cfg.rollout, lora, **rollout_group_options(cfg, placement))
+    rollout = RolloutGroup(model_path, cfg.rollout, {"lora": learner_cfg.lora_spec},  # the learner's adapter shape
+                           **rollout_group_options(cfg, placement))
     pool = RewardPool(cfg.reward, cfg.sampler.pddl_root or str(data_root),  # meta paths' root
                       start_timeout_s=cfg.cluster.placement_timeout_s)
     # An actor Ray cannot place would make the first ray.get wait forever: fail with what is missing
@@ -180,7 +179,7 @@ class StepLoop:
         """Restore learner, sampler and guards from a checkpoint; the logs lose what came after it.
 
         `resume_from_checkpoint: auto` takes the newest checkpoint that loads: one that does not (a torn
-        or corrupt file) is warned about and the previous one is used (learner.checkpoint.load_checkpoint).
+        or corrupt file) is warned about and the previous one is used (learner.policy.checkpoint.load_checkpoint).
         A named checkpoint directory is loaded as named, or the run stops.
         """
         target = self.cfg.resume_from_checkpoint
@@ -192,7 +191,7 @@ class StepLoop:
             log.info("resume_from_checkpoint=auto: no checkpoint yet, starting at step 0")
             return
         loaded = Path(extra.get("checkpoint_path", newest))
-        if loaded != newest:  # the learner's log has why (learner.checkpoint.load_checkpoint)
+        if loaded != newest:  # the learner's log has why (learner.policy.checkpoint.load_checkpoint)
             log.warning("checkpoint %s does not load; falling back to the previous one, %s", newest, loaded)
         self.sampler.load_state_dict(extra["sampler"])
         if "collapse" in extra:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from learner.learner_config import LearnerConfig, data_parallel_ranks
-from learner.rollout_config import RolloutConfig
+from learner.config.learner import LearnerConfig, data_parallel_ranks
+from learner.config.rollout import RolloutConfig
 from reward_service.config import RewardConfig
 from sampler.config import SamplerConfig
 

@@ -2,7 +2,7 @@
 
 Unsloth patches those libraries when it is imported; imported after them, it warns ("Unsloth should
 be imported before [transformers, peft] ...") and some patches do not apply. So this module imports
-neither, and the learner actor calls `import_unsloth_first(config)` before it imports learner.model.
+neither, and the learner actor calls `import_unsloth_first(config)` before it imports learner.policy.model.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import sys
 
-from learner.learner_config import LearnerConfig
+from learner.config.learner import LearnerConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Run setup and teardown around the step loop: run dir, data, model, Ray, the four roles, evaluation.
 
-Called by `python -m learner.main`; `learner.loop.StepLoop` is the step loop itself.
+Called by `python -m learner.main`; `learner.driver.loop.StepLoop` is the step loop itself.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from learner.bootstrap import ensure_data, ensure_model
-from learner.config import RunConfig, write_config
-from learner.eval_core import format_table, load_test_samples
-from learner.run_dir import create_run_dir, setup_logging
+from learner.config.run import RunConfig, write_config
+from learner.driver.bootstrap import ensure_data, ensure_model
+from learner.driver.run_dir import create_run_dir, setup_logging
+from learner.eval.core import format_table, load_test_samples
 
 log = logging.getLogger("pddl_grpo.pipeline")
 
@@ -123,7 +123,7 @@ def run(cfg: RunConfig, smoke: bool = False) -> int:
     _write_run_config(asked, cfg, run_dir)
     _write_prompt_lengths(cfg, run_dir, model_path, data_root)
     from actors.placement import build_run_placement
-    from learner.loop import StepLoop  # imports ray and the actors
+    from learner.driver.loop import StepLoop  # imports ray and the actors
 
     placement = build_run_placement(cfg)  # None for cluster.placement: none
     if placement is not None:
@@ -205,7 +205,7 @@ def _changed_keys(asked: RunConfig, ran: RunConfig) -> list[tuple[str, Any, Any]
 
 def _write_prompt_lengths(cfg: RunConfig, run_dir: Path, model_path: str, data_root: Path) -> None:
     """prompt_lengths.txt in the run directory; a tokenizer that cannot load here only costs the file."""
-    from learner.prompt_lengths import write_prompt_lengths
+    from learner.driver.prompt_lengths import write_prompt_lengths
 
     limits = [n for n in (cfg.rollout.max_prompt_tokens, cfg.learner.max_prompt_length) if n]
     try:

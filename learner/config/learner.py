@@ -6,17 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reward_service.contracts import LoraSpec
+
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 ScaleRewards = Literal["group", "batch", "none"]
 ImportanceSamplingMode = Literal["off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 
-# The LoRA shape's defaults, in one place: the learner's fields and both rollout engines' keyword defaults
-# (actors/engines/hf.py, vllm.py) read these, so an engine built without one of them wraps the model as the
-# learner does and a pushed adapter is scaled alike (alpha / r).
-DEFAULT_LORA_RANK = 16
-DEFAULT_LORA_ALPHA = 32.0
-DEFAULT_LORA_DROPOUT = 0.0
-DEFAULT_LORA_TARGETS = "all-linear"
+# The LoRA shape's defaults are LoraSpec's (reward_service/contracts.py): the learner's fields below and the
+# rollout engines' `lora` argument take them from there, and the driver hands the engines `lora_spec`, so a
+# pushed adapter always fits the one the engines built and is scaled alike (alpha / r).
+_LORA = LoraSpec()
 
 
 class LearnerConfig(BaseModel):
@@ -50,15 +49,15 @@ class LearnerConfig(BaseModel):
     seed: int = Field(3407, description="Seed of the LoRA initialisation and dropout (integer).")
 
     # --- LoRA --------------------------------------------------------------------------------
-    lora_rank: int = Field(DEFAULT_LORA_RANK, ge=1, description="LoRA rank r (dimensions).")
+    lora_rank: int = Field(_LORA.rank, ge=1, description="LoRA rank r (dimensions).")
     lora_alpha: float = Field(
-        DEFAULT_LORA_ALPHA, gt=0, description="LoRA scaling alpha; the update is scaled by alpha / r (unitless)."
+        _LORA.alpha, gt=0, description="LoRA scaling alpha; the update is scaled by alpha / r (unitless)."
     )
     lora_dropout: float = Field(
-        DEFAULT_LORA_DROPOUT, ge=0, lt=1, description="Dropout on the LoRA input (probability)."
+        _LORA.dropout, ge=0, lt=1, description="Dropout on the LoRA input (probability)."
     )
     lora_target_modules: list[str] | Literal["all-linear"] = Field(
-        DEFAULT_LORA_TARGETS,
+        _LORA.target_modules,
         description="Module names that get LoRA, or 'all-linear' for every linear layer but the head."
     )
 
@@ -149,6 +148,12 @@ class LearnerConfig(BaseModel):
         "gloo ranks (ranks)."
     )
 
+    @property
+    def lora_spec(self) -> LoraSpec:
+        """The adapter shape as the engines take it (RolloutGroup passes it to every engine)."""
+        return LoraSpec(self.lora_rank, self.lora_alpha, self.lora_dropout, tuple(self.lora_target_modules)
+                        if isinstance(self.lora_target_modules, list) else self.lora_target_modules)
+
     @model_validator(mode="after")
     def _check_cross_fields(self) -> LearnerConfig:
         if isinstance(self.lora_target_modules, list) and not self.lora_target_modules:
@@ -163,7 +168,7 @@ class LearnerConfig(BaseModel):
 
 def base_is_4bit(config: LearnerConfig, cuda: bool) -> bool:
     """Whether the learner loads its base in NF4: load_in_4bit on a GPU, or forced on CPU (load_in_4bit_on_cpu).
-    learner.model loads by it and learner.recipe_check judges by it."""
+    learner.policy.model loads by it and learner.recipe_check judges by it."""
     return config.load_in_4bit and (cuda or config.load_in_4bit_on_cpu)
 
 

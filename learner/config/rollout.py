@@ -1,6 +1,6 @@
 """RolloutConfig: generation options shared by every rollout engine (the rollout section of the config tree).
 
-It lives beside LearnerConfig so that the config tree (learner.config) imports no actors code;
+It lives beside LearnerConfig so that the config tree (learner.config.run) imports no actors code;
 `actors.engines.config` re-exports it under its old path.
 """
 

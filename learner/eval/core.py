@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reward_service.result import Completion
+from reward_service.contracts import Completion
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

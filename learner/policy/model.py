@@ -13,8 +13,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from learner.learner_config import LearnerConfig, base_is_4bit
-from learner.unsloth_first import import_unsloth_first, wants_unsloth
+from learner.config.learner import LearnerConfig, base_is_4bit
+from learner.policy.unsloth_first import import_unsloth_first, wants_unsloth
+from reward_service.contracts import LoraSpec
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +105,24 @@ def _enable_checkpointing(model: PreTrainedModel) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def make_lora_config(
-    rank: int, alpha: float, dropout: float, target_modules: list[str] | str | None
-) -> LoraConfig:
-    """The PEFT LoraConfig (causal LM task, no bias) shared by the learner and the HF rollout engine."""
+def make_lora_config(spec: LoraSpec) -> LoraConfig:
+    """The PEFT LoraConfig (causal LM task, no bias) of `spec`, shared by the learner and the HF rollout engine."""
     return LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none",
-        task_type="CAUSAL_LM",
+        r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.peft_target_modules(),
+        bias="none", task_type="CAUSAL_LM",
     )
 
 
 def lora_config(config: LearnerConfig) -> LoraConfig:
     """The PEFT LoraConfig of `config` (causal LM task)."""
-    return make_lora_config(config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
+    return make_lora_config(config.lora_spec)
 
 
 def load_policy(config: LearnerConfig) -> tuple[PeftModel, PreTrainedTokenizerBase]:
     """Base model + LoRA adapter and its tokenizer, placed on CUDA when present, in train mode."""
     if config.base_model == "tiny":
         raise ValueError(
-            "base_model 'tiny' is a placeholder: build the tiny model first (learner.tiny.build_tiny_model) "
+            "base_model 'tiny' is a placeholder: build the tiny model first (learner.policy.tiny.build_tiny_model) "
             "and set base_model to its directory"
         )
     cuda = torch.cuda.is_available()

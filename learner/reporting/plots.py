@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learner.alerts import load_eval_reports
+from learner.reporting.alerts import load_eval_reports
 
 BUCKETS = ("easy", "medium", "hard", "all")
 # fixed colours so a label or bucket looks the same in every plot and every run

@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from learner.config import RunConfig
+from learner.config.run import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cfg.learner.base_model == "tiny":
-        from learner.tiny import build_tiny_model, build_tiny_tokenizer
+        from learner.policy.tiny import build_tiny_model, build_tiny_tokenizer
 
         tokenizer = build_tiny_tokenizer(_vocabulary_texts(data_root))
         tm = cfg.tiny_model

@@ -8,7 +8,7 @@ add up to the full-batch gradient (loss types grpo, dr_grpo, dapo; bnpo averages
 means, as TRL does). The old policy is the current one (one update per batch, TRL's
 num_iterations=1); the behaviour logprobs of the rollout enter through importance weights.
 
-Data parallel (`set_gradient_sync`, learner/data_parallel.py): each rank holds a shard of the step;
+Data parallel (`set_gradient_sync`, learner/grpo/data_parallel.py): each rank holds a shard of the step;
 the step's sequence, token and micro-batch totals are summed over ranks before the loss, and the
 gradients after it, so every rank applies the single-learner update of the whole batch.
 """
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from transformers import get_scheduler
 
-from learner.learner_config import LearnerConfig
-from learner.loss import grpo_loss, importance_weights
-from learner.model import trainable_parameters
-from learner.token_logprobs import gather_token_logprobs
+from learner.config.learner import LearnerConfig
+from learner.grpo.loss import grpo_loss, importance_weights
+from learner.grpo.token_logprobs import gather_token_logprobs
+from learner.policy.model import trainable_parameters
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -159,7 +159,7 @@ def completion_logprobs(
 
     `use_attention_mask=False` runs the forward as Unsloth's training forward does (no mask, causal
     only); with right-padded rows both give the same values. Positions past a row's completion are 0.
-    The log-softmax runs `chunk_tokens` positions at a time (learner/token_logprobs.py).
+    The log-softmax runs `chunk_tokens` positions at a time (learner/grpo/token_logprobs.py).
     """
     width = batch.input_ids.size(1)
     starts = batch.completion_start.tolist()

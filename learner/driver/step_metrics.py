@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reward_service.contracts import Completion
 from reward_service.debug_log import replace_lines
-from reward_service.result import Completion
 
 log = logging.getLogger(__name__)
 

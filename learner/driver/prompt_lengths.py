@@ -65,7 +65,7 @@ def _prompts(path: Path, max_per_domain: int, skip_bad: bool = False) -> list[st
 def measure(tokenizer: Any, data_root: Path, domains: list[str] | None, *, limit: int | None,
             use_chat_template: bool = True, max_per_domain: int = 2000, skip_bad: bool = False) -> list[LengthStats]:
     """Stats per (split, domain) for the train files of `data_root` and its test/ split."""
-    from learner.prompt_encoding import encode_prompt
+    from learner.policy.prompt_encoding import encode_prompt
 
     stats = []
     for split, folder in (("train", data_root), ("test", data_root / "test")):

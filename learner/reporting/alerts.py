@@ -1,6 +1,6 @@
 """Collapse alerts: a domain whose success falls, beyond its noise, more than a margin below its best so far.
 
-    python -m learner.alerts runs/tiny-cpu-20250101-120000 --margin 0.2
+    python -m learner.reporting.alerts runs/tiny-cpu-20250101-120000 --margin 0.2
 
 The seed's users lost blocksworld (to 0 % success) in one GRPO run without noticing in time. The
 driver feeds each in-training evaluation to a `CollapseDetector`; `scan_run` replays a finished (or
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from learner.eval_core import wilson_interval
+from learner.eval.core import wilson_interval
 
 _EVAL_FILE = re.compile(r"^step-(\d+)\.json$")
 TRAIN_MIN_PROMPTS = 80  # prompts per domain a training window pools before it is judged (40 steps of the default)
@@ -249,14 +249,14 @@ def collapse_alerts(records: Sequence[Mapping[str, Any]], evals: Sequence[tuple[
 def scan_run(run_dir: str | Path, margin: float, window: int = TRAIN_WINDOW,
              min_prompts: float = TRAIN_MIN_PROMPTS) -> list[str]:
     """Collapse alerts of a run directory (its eval/step-N.json files, else its metrics.jsonl)."""
-    from learner.step_metrics import read_metrics  # a torn line (a crash, a live writer) dropped with a warning
+    from learner.driver.step_metrics import read_metrics  # a torn line (a crash, a live writer) dropped with a warning
 
     root = Path(run_dir)
     return collapse_alerts(read_metrics(root), success_from_eval_dir(root / "eval"), margin, window, min_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m learner.alerts", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m learner.reporting.alerts", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="run directory (metrics.jsonl, eval/step-N.json)")
     p.add_argument("--margin", type=float, default=0.2, help="success drop below the best that alerts (fraction)")
     p.add_argument("--window", type=int, default=TRAIN_WINDOW, help="steps a training window holds at least")

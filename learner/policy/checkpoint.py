@@ -200,7 +200,7 @@ def _load_one(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     # Read every file before changing anything, so a checkpoint that fails leaves the model as it was.
     from peft.utils import load_peft_weights  # lazy: only checkpoint loading needs it
 
-    from learner.model import set_adapter_state
+    from learner.policy.model import set_adapter_state
 
     adapter = load_peft_weights(str(ckpt), device="cpu")
     optimizer_state = _torch_load(ckpt / "optimizer.pt") if optimizer is not None else None

@@ -1,0 +1,1 @@
+"""Run reports: collapse alerts and the plots of `python -m learner.report`."""
