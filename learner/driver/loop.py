@@ -238,6 +238,7 @@ class StepLoop:
         completions, scores = self._rollout_and_score(planned, times)
         self._plan_ahead(step)  # async: the next steps' rollouts run on the current weights while this one learns
         grouped = self._group(planned, completions, scores, times)
+        self.debug.write_step(step, grouped.scores)  # before the guard: the step that stops a run is logged too
         self.none_guard.update(step, grouped.samples, grouped.scores)  # a domain always None stops the run
         learned_from = self.version  # the policy version this update starts from
         learn_metrics = self._learn(step, grouped, times)
@@ -331,12 +332,11 @@ class StepLoop:
         return learn_metrics
 
     def _observe(self, step: int, grouped: GroupedStep) -> None:
-        """The step's outcomes to the sampler (curriculum statistics) and to reward_debug.log."""
+        """The step's outcomes to the sampler (curriculum statistics; reward_debug.log is written in `step`)."""
         outcomes = [{"sample_id": s["sample_id"], "domain": s["domain"], "bucket": s.get("bucket"),
                      "reward": sc.reward, "label": sc.label.value}
                     for s, sc in zip(grouped.samples, grouped.scores, strict=True)]
         self.sampler.observe(step, outcomes)
-        self.debug.write_step(step, grouped.scores)
 
     def _record(self, planned: PlannedStep, grouped: GroupedStep, learn_metrics: dict[str, float],
                 learned_from: int, times: dict[str, float]) -> dict[str, Any]:

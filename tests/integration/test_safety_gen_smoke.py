@@ -56,8 +56,9 @@ def test_run_whose_validator_always_fails_for_one_domain_stops_after_max_none_st
 
     The files parse, so the pre-flight lets them through; the guard must stop the run after
     reward.max_none_steps steps, naming the domain, the validator's error and the files. The SFT stage
-    is long enough (40 steps) for the tiny model to write action lines that reach the validator; the
-    other domains keep scoring numbers, so only grippers is all-None.
+    is long enough (150 steps) for the tiny model to write well-formed action lines that reach the
+    validator (after 40 steps most were broken lines, which the extractor decides before any validator,
+    so the guard never counted); the other domains keep scoring numbers, so only grippers is all-None.
     """
     for problem in (imported / "pddl/grippers").glob("*.pddl"):
         if problem.name == "domain3.pddl":
@@ -69,8 +70,8 @@ def test_run_whose_validator_always_fails_for_one_domain_stops_after_max_none_st
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "learner.main", f"sampler.data_root={imported}", "sampler.batch_size=3",
            f"runs_root={runs}", "logging.progress_bar=false", "reward.validator=native", "reward.max_none_steps=2",
-           "max_steps=8", "sampler.max_steps=8", "sft.steps=40", "sft.minutes=null", "eval.before_after=false",
-           "rollout.num_generations=2"]
+           "max_steps=8", "sampler.max_steps=8", "sft.steps=150", "sft.minutes=null",
+           "eval.before_after=false", "rollout.num_generations=2"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stderr[-3000:]
     message = done.stderr.strip().splitlines()[-1]
