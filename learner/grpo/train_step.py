@@ -229,7 +229,7 @@ class GRPOTrainerCore:
         self.sync = None  # GradientSync of a data-parallel group; None: this core is the only learner
 
     def set_gradient_sync(self, sync) -> None:
-        """Join a data-parallel group (learner/data_parallel.GradientSync): totals and gradients are summed."""
+        """Join a data-parallel group (learner.grpo.data_parallel.GradientSync): totals and gradients are summed."""
         self.sync = sync
 
     @property
