@@ -27,6 +27,8 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
     """The data root of the run; a dataset is generated there when it holds no JSONL and the config allows it."""
     root = Path(cfg.sampler.data_root)
     if has_jsonl(root):
+        if cfg.data.build_if_missing:
+            warn_generated_with_other_settings(cfg, root)
         return root
     if not cfg.data.build_if_missing:
         raise FileNotFoundError(
@@ -51,6 +53,31 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
     )
     log.info("data built in %.1f s", float(meta.get("build_seconds") or 0.0))
     return root
+
+
+GENERATION_KEYS = ("seed", "per_domain", "sizes", "prompt_style", "constraints", "test_fraction")
+
+
+def warn_generated_with_other_settings(cfg: RunConfig, root: Path) -> list[str]:
+    """A warning per setting the data root was generated with (its metadata.json) that this run asks otherwise.
+
+    Data found is used as it is, so `seed=1` after a seed-3407 run trains on seed 3407's problems: the
+    warning says so, and how to get the data of this run's settings. Data without the generator's
+    metadata (a user's own) is not judged. Returns the differences (for tests).
+    """
+    try:
+        built = json.loads((root / "metadata.json").read_text()).get("arguments") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    asked = {"seed": cfg.seed, **{k: getattr(cfg.data, k) for k in GENERATION_KEYS if k != "seed"}}
+    diffs = [f"{k}={built[k]!r} (this run: {asked[k]!r})" for k in GENERATION_KEYS
+             if k in built and built[k] != asked[k]]
+    if diffs:
+        log.warning("%s was generated with %s and is used as it is: this run trains on that data, not on data "
+                    "of its own settings. Remove the folder (or point sampler.data_root at an empty one) to "
+                    "generate data for these settings; data.build_if_missing=false uses found data unchecked.",
+                    root, ", ".join(diffs))
+    return diffs
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -94,6 +121,8 @@ def ensure_model(cfg: RunConfig, data_root: Path, run_dir: Path) -> str:
     from learner.sft import load_sft_records, run_sft
 
     records = load_sft_records(data_root, cfg.sampler.domains, skip_bad=cfg.sampler.on_bad_record == "skip")
+    if cfg.sft.num_threads:
+        torch.set_num_threads(cfg.sft.num_threads)
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(str(path))
     metrics = run_sft(
