@@ -52,7 +52,8 @@ def arm_command(arm: Arm, sft_model: Path, seed: int, out_dir: Path, max_steps: 
                 extra: list[str]) -> list[str]:
     """The `python -m learner.main` command of one (arm, seed) run."""
     cmd = [sys.executable, "-m", "learner.main", f"learner.base_model={sft_model}", "sft.enabled=false",
-           f"seed={seed}", f"output_dir={out_dir}", "logging.progress_bar=false"]
+           f"seed={seed}", "data.build_if_missing=false",  # every seed trains on the start's data
+           f"output_dir={out_dir}", "logging.progress_bar=false"]
     if max_steps is not None:
         cmd.append(f"max_steps={max_steps}")
     return cmd + list(arm.overrides) + list(extra)
