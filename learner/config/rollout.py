@@ -6,9 +6,12 @@ It lives beside LearnerConfig so that the config tree (learner.config.run) impor
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sampler.config import BUCKETS
 
 
 class RolloutConfig(BaseModel):
@@ -23,6 +26,12 @@ class RolloutConfig(BaseModel):
     num_generations: int = Field(4, ge=1, description="Completions per prompt, the GRPO group size G (completions).")
     max_new_tokens: int = Field(512, ge=1, description="Generation budget per completion (tokens).")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
+    bucket_temperatures: dict[str, float] | None = Field(
+        None, description="Sampling temperature of training rollouts per difficulty bucket, e.g. {easy: 0.7, "
+        "medium: 0.9, hard: 1.1} (hotter on hard problems: more diverse groups where all-fail is likely); "
+        "exactly the keys easy, medium, hard, each > 0; it replaces temperature for training rollouts "
+        "(evaluation stays greedy); null = off, every prompt at temperature (unitless).",
+    )
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass (probability).")
     top_k: int = Field(50, ge=0, description="Top-k sampling cutoff, 0 = off (tokens).")
     stop: list[str] = Field(
@@ -75,3 +84,18 @@ class RolloutConfig(BaseModel):
         False, description="Start vLLM with sleep mode so it can free its GPU memory while the learner runs; "
                            "required by cluster.placement: colocated with engine vllm (on/off).",
     )
+
+    @field_validator("bucket_temperatures")
+    @classmethod
+    def _three_positive_buckets(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        missing, unknown = [b for b in BUCKETS if b not in value], sorted(set(value) - set(BUCKETS))
+        if missing or unknown:
+            raise ValueError(f"bucket_temperatures needs exactly the keys {', '.join(BUCKETS)}; "
+                             f"missing: {missing or 'none'}, unknown: {unknown or 'none'}")
+        for bucket in BUCKETS:
+            t = value[bucket]
+            if not (math.isfinite(t) and t > 0):
+                raise ValueError(f"bucket_temperatures.{bucket} must be a finite number > 0, got {t}")
+        return {b: float(value[b]) for b in BUCKETS}

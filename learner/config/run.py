@@ -229,6 +229,10 @@ class RunConfig(BaseModel):
             raise ValueError(f"rollout.num_generations is {self.rollout.num_generations}: GRPO needs at least 2 "
                              "completions per prompt (a group of one has no reward variance, so its advantage is "
                              "always 0 and nothing is learned)")
+        if self.rollout.bucket_temperatures is not None and self.learner.temperature != 1.0:
+            raise ValueError(f"rollout.bucket_temperatures samples each bucket at its own temperature, so "
+                             f"learner.temperature={self.learner.temperature:g} matches none of them; leave "
+                             "learner.temperature at 1.0 (the raw logprobs the engines report)")
         if self.max_refill_rounds and not self.filter_zero_std_groups:
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} refills filtered groups, so it needs "
                              "filter_zero_std_groups=true")

@@ -38,3 +38,24 @@ def test_print_config_exits_2_on_an_infinite_learning_rate() -> None:
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "key 'learner.learning_rate': value 'inf' is invalid: Input should be a finite number" in run.stderr
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{easy: 0.7, medium: 0.9}", r"exactly the keys easy, medium, hard; missing: \['hard'\]"),
+    ("{easy: 0.7, medium: 0.9, hard: 1.1, extreme: 2}", r"unknown: \['extreme'\]"),
+    ("{easy: 0.7, medium: 0, hard: 1.1}", r"bucket_temperatures.medium must be a finite number > 0, got 0"),
+    ("{easy: -0.5, medium: 0.9, hard: 1.1}", r"bucket_temperatures.easy must be a finite number > 0"),
+    ("{easy: .inf, medium: 0.9, hard: 1.1}", r"bucket_temperatures.easy must be a finite number > 0"),
+])
+def test_bucket_temperatures_need_three_positive_buckets(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"key 'rollout.bucket_temperatures'.*{message}"):
+        load_config(TINY, [f"rollout.bucket_temperatures={value}"])
+
+
+def test_bucket_temperatures_load_off_by_default_and_refuse_a_learner_temperature() -> None:
+    assert load_config(TINY).rollout.bucket_temperatures is None
+    cfg = load_config(TINY, ["rollout.bucket_temperatures={hard: 1.2, easy: 0.6, medium: 0.9}"])
+    assert cfg.rollout.bucket_temperatures == {"easy": 0.6, "medium": 0.9, "hard": 1.2}
+    with pytest.raises(ConfigError, match="learner.temperature=0.8 matches none of them"):
+        load_config(TINY, ["rollout.bucket_temperatures={easy: 0.6, medium: 0.9, hard: 1.2}",
+                           "learner.temperature=0.8"])
