@@ -73,7 +73,7 @@ class RolloutActor:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> list[Completion]:
         self._load_staged(policy_version)
         t = self._generating_since = time.monotonic()
@@ -172,6 +172,7 @@ class _Chunk:
     start: int  # index of the chunk's first prompt in the step's list
     prompts: list[Prompt]
     sample_ids: list[str]
+    temperature: float | list[float] | None  # the call's scalar, or this chunk's slice of the per-prompt list
     ref: ray.ObjectRef
 
 
@@ -179,9 +180,9 @@ class PendingRollout:
     """Completions of one `RolloutGroup.submit`; `result()` gathers them in prompt order."""
 
     def __init__(self, group: RolloutGroup, chunks: list[_Chunk], num_generations: int | None,
-                 policy_version: int | None, temperature: float | None = None) -> None:
+                 policy_version: int | None) -> None:
         self._group, self._chunks = group, chunks
-        self._g, self._version, self._temperature = num_generations, policy_version, temperature
+        self._g, self._version = num_generations, policy_version
 
     def refs(self) -> list[ray.ObjectRef]:
         """Object refs of the chunks, e.g. for `ray.wait`."""
@@ -200,7 +201,7 @@ class PendingRollout:
         while left:
             ready, _ = ray.wait(list(left), num_returns=1)
             chunk = left.pop(ready[0])
-            completions = self._group._get_with_recovery(chunk, self._g, self._version, self._temperature)
+            completions = self._group._get_with_recovery(chunk, self._g, self._version)
             yield chunk.start, completions
 
 
@@ -252,11 +253,16 @@ class RolloutGroup:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> PendingRollout:
-        """Start generation on every actor without waiting; chunk sizes differ by at most one prompt."""
+        """Start generation on every actor without waiting; chunk sizes differ by at most one prompt.
+
+        A per-prompt `temperature` sequence is split with the prompts: each actor gets its chunk's slice."""
         if len(prompts) != len(sample_ids):
             raise ValueError(f"got {len(prompts)} prompts but {len(sample_ids)} sample_ids; they must pair up")
+        per_prompt = isinstance(temperature, Sequence)
+        if per_prompt and len(temperature) != len(prompts):
+            raise ValueError(f"got {len(temperature)} temperatures for {len(prompts)} prompts; give one per prompt")
         n, r = len(prompts), len(self.actors)
         bounds = [n * i // r for i in range(r + 1)]
         chunks = []
@@ -265,9 +271,10 @@ class RolloutGroup:
             if lo == hi:
                 continue
             p, s = list(prompts[lo:hi]), list(sample_ids[lo:hi])
-            ref = self.actors[i].generate.remote(p, s, num_generations, policy_version, temperature)
-            chunks.append(_Chunk(i, lo, p, s, ref))
-        return PendingRollout(self, chunks, num_generations, policy_version, temperature)
+            t = [float(x) for x in temperature[lo:hi]] if per_prompt else temperature
+            ref = self.actors[i].generate.remote(p, s, num_generations, policy_version, t)
+            chunks.append(_Chunk(i, lo, p, s, t, ref))
+        return PendingRollout(self, chunks, num_generations, policy_version)
 
     def generate(
         self,
@@ -275,11 +282,12 @@ class RolloutGroup:
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> list[Completion]:
         """G completions per prompt, grouped in prompt order, whichever actor made them.
 
-        `temperature` overrides the sampling temperature for this call only (0 = greedy evaluation).
+        `temperature` overrides the sampling temperature for this call only (0 = greedy evaluation); a
+        sequence gives one per prompt.
         """
         return self.submit(prompts, sample_ids, num_generations, policy_version, temperature).result()
 
@@ -365,9 +373,7 @@ class RolloutGroup:
                     raise
                 time.sleep(1.0)
 
-    def _get_with_recovery(
-        self, chunk: _Chunk, g: int | None, version: int | None, temperature: float | None = None
-    ) -> list[Completion]:
+    def _get_with_recovery(self, chunk: _Chunk, g: int | None, version: int | None) -> list[Completion]:
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:
@@ -386,4 +392,4 @@ class RolloutGroup:
                 actor = self.actors[chunk.actor]
                 if want in self._recent:  # the version the chunk was asked for (the newest when none was)
                     actor.update_weights.remote(self._recent[want], want)
-                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, want, temperature)
+                chunk.ref = actor.generate.remote(chunk.prompts, chunk.sample_ids, g, want, chunk.temperature)

@@ -39,11 +39,12 @@ class RolloutEngine(abc.ABC):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> list[Completion]:
         """G = `num_generations` (config default when None) completions per prompt, grouped in prompt order.
 
-        `temperature` overrides the config's sampling temperature for this call (0 = greedy, e.g. evaluation).
+        `temperature` overrides the config's sampling temperature for this call (0 = greedy, e.g. evaluation);
+        a sequence gives one temperature per prompt (rollout.bucket_temperatures), each > 0 unless all are equal.
         When `policy_version` is given and differs from `version`, raise PolicyVersionMismatch
         instead of generating with weights the caller did not expect.
         """
@@ -98,6 +99,27 @@ def call_config(
     g = config.num_generations if num_generations is None else num_generations
     cfg = config if temperature is None else config.model_copy(update={"temperature": temperature})
     return g, cfg
+
+
+def split_temperature(
+    temperature: float | Sequence[float] | None, num_prompts: int
+) -> tuple[float | None, list[float] | None]:
+    """A call's temperature as (scalar, None) or, when prompts differ, (None, one temperature per prompt).
+
+    A sequence whose values are all equal becomes that scalar, so it samples exactly as the scalar does
+    (same processors, same arithmetic). Differing values must all be > 0: a greedy row cannot share a
+    sampling batch.
+    """
+    if not isinstance(temperature, Sequence):
+        return temperature, None
+    values = [float(t) for t in temperature]
+    if len(values) != num_prompts:
+        raise ValueError(f"got {len(values)} temperatures for {num_prompts} prompts; give one per prompt")
+    if len(set(values)) <= 1:
+        return (values[0] if values else None), None
+    if min(values) <= 0:
+        raise ValueError(f"per-prompt temperatures must all be > 0 when they differ, got {min(values)}")
+    return None, values
 
 
 def check_new_version(current: int, version: int) -> None:

@@ -11,6 +11,8 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     StoppingCriteria,
     StoppingCriteriaList,
@@ -24,6 +26,7 @@ from actors.engines.base import (
     check_generate_args,
     check_new_version,
     encode_prompt,
+    split_temperature,
 )
 from actors.engines.config import RolloutConfig
 from learner.policy.model import make_lora_config, resolve_dtype
@@ -36,7 +39,9 @@ class HFEngine(RolloutEngine):
     Behaviour logprobs are those of each sampled token under the RAW model distribution
     (log_softmax of the unprocessed logits, i.e. temperature 1, no top-k/top-p), because the learner
     compares them with logprobs from its own plain forward pass. Sampling itself uses
-    temperature / top_k / top_p from the config (temperature 0 = greedy).
+    temperature / top_k / top_p from the config (temperature 0 = greedy). Per-prompt temperatures
+    (a sequence) divide each row's logits in a logits processor, which transformers runs before its
+    top-k / top-p warpers, so each row is tempered before the cutoffs exactly as a scalar temperature is.
 
     `model` is a checkpoint path (loaded with the Auto* classes, then wrapped in a fresh LoRA of shape
     `lora` when it is given, so `update_weights` can load the learner's adapter by name) or a ready
@@ -109,14 +114,17 @@ class HFEngine(RolloutEngine):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> list[Completion]:
         check_awake(self._sleeping, "generate()")
-        g, cfg = call_config(self.config, num_generations, temperature)
+        scalar, per_prompt = split_temperature(temperature, len(prompts))
+        # per-prompt temperatures: the generation config samples at 1.0 and _RowTemperature tempers each row
+        g, cfg = call_config(self.config, num_generations, 1.0 if per_prompt else scalar)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         gen_config = self._generation_config(cfg)
         encoded = [self._encode(p) for p in prompts]
-        rows = [(sample_ids[i], ids) for i, ids in enumerate(encoded) for _ in range(g)]
+        temps = per_prompt or [None] * len(prompts)
+        rows = [(sample_ids[i], ids, temps[i]) for i, ids in enumerate(encoded) for _ in range(g)]
         out: list[Completion] = []
         # The n-th call of an engine with seed s draws the same samples, without touching the caller's RNG.
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -179,15 +187,19 @@ class HFEngine(RolloutEngine):
             use_cache=True,
         )
 
-    def _generate_batch(self, rows: list[tuple[str, list[int]]], gen_config: GenerationConfig) -> list[Completion]:
-        width = max(len(ids) for _, ids in rows)
+    def _generate_batch(
+        self, rows: list[tuple[str, list[int], float | None]], gen_config: GenerationConfig
+    ) -> list[Completion]:
+        width = max(len(ids) for _, ids, _ in rows)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in rows], device=self.device)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids, _ in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in rows], device=self.device)
+        temps = [t for _, _, t in rows]
         res = self.model.generate(
             input_ids=input_ids,
             attention_mask=mask,
             generation_config=gen_config,
+            logits_processor=None if temps[0] is None else LogitsProcessorList([_RowTemperature(temps)]),
             stopping_criteria=StoppingCriteriaList([_StopOnText(self.tokenizer, self.config.stop, width)])
             if self.config.stop
             else None,
@@ -196,7 +208,7 @@ class HFEngine(RolloutEngine):
         logits = torch.stack(res.logits, dim=1).float()  # (batch, steps, vocab), raw
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
         out = []
-        for row, (sample_id, prompt_ids) in enumerate(rows):
+        for row, (sample_id, prompt_ids, _) in enumerate(rows):
             ids = new[row].tolist()
             n, reason = self._cut(ids)
             out.append(
@@ -244,6 +256,23 @@ class HFEngine(RolloutEngine):
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         cuts = [text.find(s) for s in self.config.stop if s in text]
         return text[: min(cuts)] if cuts else text  # like vLLM: the stop string is not part of the text
+
+
+class _RowTemperature(LogitsProcessor):
+    """Divides row i's scores by temperatures[i] (per-prompt temperatures; the generation config's is 1.0).
+
+    transformers merges custom processors into its list before it appends the sampling warpers
+    (temperature, top-k, top-p: GenerationMixin._get_logits_processor), so this runs where its own
+    TemperatureLogitsWarper would, before the cutoffs. Returns a new tensor: the raw logits that the
+    behaviour logprobs come from are left alone.
+    """
+
+    def __init__(self, temperatures: Sequence[float]) -> None:
+        self.temperatures = torch.tensor(list(temperatures), dtype=torch.float32)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        t = self.temperatures.to(device=scores.device, dtype=scores.dtype)
+        return scores / t[:, None]
 
 
 class _StopOnText(StoppingCriteria):

@@ -27,6 +27,7 @@ from actors.engines.base import (
     check_generate_args,
     check_new_version,
     encode_prompt,
+    split_temperature,
 )
 from actors.engines.config import RolloutConfig
 from actors.engines.lora_registry import LoraRegistry, vllm_max_lora_rank
@@ -210,17 +211,18 @@ class VLLMEngine(RolloutEngine):
         sample_ids: Sequence[str],
         num_generations: int | None = None,
         policy_version: int | None = None,
-        temperature: float | None = None,
+        temperature: float | Sequence[float] | None = None,
     ) -> list[Completion]:
         from vllm import SamplingParams
 
         check_awake(self._sleeping, "generate()")
-        g, cfg = call_config(self.config, num_generations, temperature)
+        scalar, per_prompt = split_temperature(temperature, len(prompts))
+        g, cfg = call_config(self.config, num_generations, scalar)
         check_generate_args(prompts, sample_ids, g, policy_version, self._version)
         if not prompts:
             return []
         # vLLM refuses n > 1 with greedy sampling; the G greedy samples of a prompt are one sample G times
-        greedy = cfg.temperature == 0
+        greedy = per_prompt is None and cfg.temperature == 0
         n = 1 if greedy else g
         encoded = [
             encode_prompt(self.tokenizer, p, use_chat_template=self.use_chat_template,
@@ -228,7 +230,11 @@ class VLLMEngine(RolloutEngine):
             for p in prompts
         ]
         seeds = call_seeds(self.config.seed, self._calls, len(prompts), n)
-        params = [SamplingParams(**sampling_kwargs(cfg, n, seed)) for seed in seeds]
+        kwargs = [sampling_kwargs(cfg, n, seed) for seed in seeds]
+        if per_prompt:  # one temperature per prompt (all > 0); the seeds stay a scalar call's, so the n-th
+            for kw, t in zip(kwargs, per_prompt, strict=True):  # call is reproducible either way
+                kw["temperature"] = t
+        params = [SamplingParams(**kw) for kw in kwargs]
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in encoded],
             params,

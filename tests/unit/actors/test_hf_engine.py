@@ -214,3 +214,47 @@ def test_default_batch_size_runs_a_call_in_one_token_loop_whatever_b_times_g(mod
     assert sizes == [len(prompts) * 8] and sizes[0] > 64
     explicit = _engine(model_path, num_generations=8, batch_size=len(prompts) * 8).generate(prompts, ids)
     assert [c.token_ids for c in out] == [c.token_ids for c in explicit]
+
+
+# --- per-prompt temperatures (rollout.bucket_temperatures) ---------------------------------------
+
+
+def test_an_equal_temperature_list_samples_exactly_as_the_scalar(model_path) -> None:
+    scalar = _engine(model_path, seed=5, top_k=5, top_p=0.9).generate(PROMPTS, IDS, temperature=0.7)
+    listed = _engine(model_path, seed=5, top_k=5, top_p=0.9).generate(PROMPTS, IDS, temperature=[0.7] * 3)
+    assert [(c.token_ids, c.logprobs) for c in listed] == [(c.token_ids, c.logprobs) for c in scalar]
+
+
+def test_each_prompt_samples_at_its_own_temperature_before_top_k_and_top_p(model_path) -> None:
+    """Row draws do not depend on the other rows' scores, so prompt i's rows of a mixed call equal the rows of
+    a scalar call at prompt i's temperature (same seed, same batch): per-row tempering is the scalar's
+    arithmetic at the scalar's place, before the top-p cutoff (which does depend on the order)."""
+    temps = [1.3, 0.5, 1.0]
+    mixed = _engine(model_path, seed=9, top_k=8, top_p=0.8, max_new_tokens=12).generate(PROMPTS, IDS,
+                                                                                          temperature=temps)
+    for i, t in enumerate(temps):
+        scalar = _engine(model_path, seed=9, top_k=8, top_p=0.8, max_new_tokens=12).generate(PROMPTS, IDS,
+                                                                                              temperature=t)
+        assert [c.token_ids for c in mixed[3 * i : 3 * i + 3]] == [c.token_ids for c in scalar[3 * i : 3 * i + 3]]
+    assert len({c.token_ids for c in mixed[:3]}) > 1  # the hot prompt still samples
+
+
+def test_a_near_zero_temperature_row_is_greedy_and_logprobs_stay_raw(model_path) -> None:
+    greedy = _engine(model_path, temperature=0).generate(PROMPTS, IDS)
+    cold = _engine(model_path).generate(PROMPTS, IDS, temperature=1e-5)  # the scalar path at that temperature
+    mixed = _engine(model_path).generate(PROMPTS, IDS, temperature=[1.0, 1e-5, 1.0])
+    assert [c.token_ids for c in cold] == [c.token_ids for c in greedy]
+    assert [c.token_ids for c in mixed[3:6]] == [c.token_ids for c in greedy[3:6]]
+    engine = _engine(model_path)
+    for c in mixed:  # behaviour logprobs are the raw model's whatever the row's temperature
+        expected = _forward_logprobs(engine, c.prompt_token_ids, c.token_ids)
+        assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4), c
+
+
+@pytest.mark.parametrize("temps, message", [
+    ([1.0, 0.5], "got 2 temperatures for 3 prompts"),
+    ([1.0, 0.0, 0.5], "must all be > 0 when they differ"),
+])
+def test_a_bad_temperature_list_is_refused(model_path, temps, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        _engine(model_path).generate(PROMPTS, IDS, temperature=temps)
