@@ -265,10 +265,26 @@ class StepLoop:
 
     def _submit(self, batch: list[dict]):
         """Generation on the weights the learner holds now (exact: a rollout that starts after the next push
-        still runs on this version; RolloutActor keeps the pushes apart)."""
+        still runs on this version; RolloutActor keeps the pushes apart). With rollout.bucket_temperatures
+        each prompt is sampled at its bucket's temperature; without, no per-prompt list is passed at all."""
         prompts = [s["prompt"] for s in batch]
         ids = [s["sample_id"] for s in batch]
-        return self.rollout.submit(prompts, ids, self.cfg.rollout.num_generations, policy_version=self.version)
+        g = self.cfg.rollout.num_generations
+        if self.cfg.rollout.bucket_temperatures is None:
+            return self.rollout.submit(prompts, ids, g, policy_version=self.version)
+        return self.rollout.submit(prompts, ids, g, policy_version=self.version,
+                                   temperature=self._bucket_temperatures(batch))
+
+    def _bucket_temperatures(self, samples: list[dict]) -> list[float]:
+        """rollout.bucket_temperatures of each sample's bucket (the sampler gives every sample one)."""
+        by_bucket = self.cfg.rollout.bucket_temperatures or {}
+        out = []
+        for s in samples:
+            if s.get("bucket") not in by_bucket:
+                raise ValueError(f"sample {s.get('sample_id')} has bucket {s.get('bucket')!r}; "
+                                 f"rollout.bucket_temperatures knows {sorted(by_bucket)}")
+            out.append(by_bucket[s["bucket"]])
+        return out
 
     def _rollout_and_score(self, planned: PlannedStep, times: dict[str, float]) -> tuple[list, list]:
         """The step's completions and their scores, each rollout chunk scored as it arrives (streaming): the
@@ -356,6 +372,8 @@ class StepLoop:
         record["batch/sample_ids"] = [s["sample_id"] for s in batch]
         if cfg.max_refill_rounds:
             record["batch/refill_sample_ids"] = [s["sample_id"] for s in samples[len(batch) * g:: g]]
+        if cfg.rollout.bucket_temperatures is not None:  # refills included: each completion's temperature
+            record["rollout/temperature_mean"] = sum(self._bucket_temperatures(samples)) / len(samples)
         record["policy_version"] = self.version
         record["policy_version_lag"] = learned_from - min(c.policy_version for c in completions)
         for key, value in times.items():

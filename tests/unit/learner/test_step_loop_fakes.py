@@ -19,6 +19,7 @@ from reward_service.scoring import Label
 
 ROOT = Path(__file__).resolve().parents[3]
 DOMAINS = ("ferry", "grippers")
+BUCKETS = ("easy", "medium", "hard")
 
 
 class FakeSampler:
@@ -27,13 +28,13 @@ class FakeSampler:
 
     def serve(self, step: int):
         self.events.append(("serve", step))
-        batch = [{"sample_id": f"{DOMAINS[j % 2]}:{step}-{j}", "domain": DOMAINS[j % 2], "bucket": "easy",
+        batch = [{"sample_id": f"{DOMAINS[j % 2]}:{step}-{j}", "domain": DOMAINS[j % 2], "bucket": BUCKETS[j % 3],
                   "prompt": f"step {step} prompt {j}", "meta": {}} for j in range(self.batch_size)]
         return batch, {"sampler/step": float(step)}
 
     def refill(self, step: int, round_: int, domains: list[str]):
         self.events.append(("refill", step, round_, tuple(domains)))
-        return [{"sample_id": f"{d}:refill-{step}-{round_}-{j}", "domain": d, "bucket": "easy",
+        return [{"sample_id": f"{d}:refill-{step}-{round_}-{j}", "domain": d, "bucket": "hard",
                  "prompt": f"refill {step} {d}", "meta": {}} for j, d in enumerate(domains)]
 
     def observe(self, step: int, outcomes: list[dict]) -> None:
@@ -67,9 +68,12 @@ class FakeRollout:
 
     def __init__(self, events: list) -> None:
         self.events, self.version, self.busy = events, None, 0.0
+        self.temperatures: list = []  # the temperature argument of each submit, in order
 
-    def submit(self, prompts, ids, num_generations=None, policy_version=None, temperature=None) -> FakePending:
+    def submit(self, prompts, ids, num_generations=None, policy_version=None, **kwargs) -> FakePending:
         assert policy_version == self.version  # the loop asks for the weights it pushed last, exactly
+        self.temperatures.append(kwargs.pop("temperature", "not passed"))
+        assert not kwargs
         self.events.append(("submit", ids[0], policy_version))
         self.busy += 0.5
         out = [Completion(sample_id=i, text=f"{p} #{k}", token_ids=(3, 4), logprobs=(-0.5, -0.5),
@@ -192,3 +196,27 @@ def test_groups_without_signal_are_filtered_and_refilled_with_their_domain(tmp_p
     assert record["groups_trained"] == 4  # 2 ferry groups + 2 refilled grippers groups; flat ones dropped
     trained = roles.learner.trained[0]
     assert len(trained) == 4 * 4 and {s.group for s in trained} == {0, 2, 4, 5}
+
+
+BUCKET_TEMPS = {"easy": 0.6, "medium": 0.9, "hard": 1.3}
+
+
+def test_bucket_temperatures_follow_each_prompts_bucket_refills_included(tmp_path: Path) -> None:
+    loop, events, roles = _loop(tmp_path, flat=("grippers",), mode="sync", max_steps=1,
+                                filter_zero_std_groups="true", max_refill_rounds=2,
+                                **{"rollout.bucket_temperatures": "{easy: 0.6, medium: 0.9, hard: 1.3}"})
+    loop.run()
+    batch_temps, refill_temps = roles.rollout.temperatures  # the batch's submit, then one refill round
+    assert batch_temps == [BUCKET_TEMPS[BUCKETS[j % 3]] for j in range(4)] == [0.6, 0.9, 1.3, 0.6]
+    assert refill_temps == [1.3, 1.3]  # the two refilled grippers problems are "hard"
+    (record,) = _records(tmp_path)
+    assert record["rollout/temperature_mean"] == pytest.approx((0.6 + 0.9 + 1.3 + 0.6 + 1.3 + 1.3) / 6)
+
+
+def test_without_bucket_temperatures_no_per_prompt_list_is_passed(tmp_path: Path) -> None:
+    loop, events, roles = _loop(tmp_path, flat=("grippers",), mode="async", max_steps=2,
+                                filter_zero_std_groups="true", max_refill_rounds=1)
+    loop.run()
+    assert len(roles.rollout.temperatures) == 4  # two steps, each a batch and a refill round
+    assert set(roles.rollout.temperatures) == {"not passed"}  # the call of before the switch existed
+    assert all("rollout/temperature_mean" not in r for r in _records(tmp_path))
