@@ -48,11 +48,12 @@ ARMS: tuple[Arm, ...] = (
 ARM_NAMES = tuple(a.name for a in ARMS)
 
 
-def arm_command(arm: Arm, sft_model: Path, seed: int, out_dir: Path, max_steps: int | None,
+def arm_command(arm: Arm, sft_model: Path, data_root: Path, seed: int, out_dir: Path, max_steps: int | None,
                 extra: list[str]) -> list[str]:
     """The `python -m learner.main` command of one (arm, seed) run."""
     cmd = [sys.executable, "-m", "learner.main", f"learner.base_model={sft_model}", "sft.enabled=false",
-           f"seed={seed}", "data.build_if_missing=false",  # every seed trains on the start's data
+           f"seed={seed}", f"sampler.data_root={data_root}",
+           "data.build_if_missing=false",  # every seed trains on the start's data
            f"output_dir={out_dir}", "logging.progress_bar=false"]
     if max_steps is not None:
         cmd.append(f"max_steps={max_steps}")
@@ -73,6 +74,16 @@ def build_sft_start(out: Path, extra: list[str]) -> Path:
     if not (model / "config.json").exists():
         raise SystemExit(f"error: the SFT run left no model at {model}")
     return model
+
+
+def start_data_root(sft_model: Path) -> Path:
+    """The data the SFT start was trained on: `sampler.data_root` of the run that built it (its config.yaml)."""
+    import yaml
+
+    config = sft_model.parent / "config.yaml"
+    if not config.exists():
+        raise SystemExit(f"error: {config} not found: give --data-root, the data {sft_model} was trained on")
+    return Path(yaml.safe_load(config.read_text())["sampler"]["data_root"])
 
 
 def run_arm(cmd: list[str], run_dir: Path) -> dict[str, Any]:
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[3407, 1])
     p.add_argument("--arms", default=",".join(ARM_NAMES), help=f"comma-separated, of {', '.join(ARM_NAMES)}")
     p.add_argument("--sft-model", type=Path, default=None, help="the shared start; default: built in OUT/sft")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="the data of the SFT start; default: sampler.data_root of the run that built it")
     p.add_argument("--max-steps", type=int, default=None, help="GRPO steps per arm; default: the config's")
     args = p.parse_args(argv)
     by_name = {a.name: a for a in ARMS}
@@ -155,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sft = (args.sft_model.resolve() if args.sft_model else build_sft_start(out, extra))
+    data_root = (args.data_root or start_data_root(sft)).resolve()
     results: dict[str, list[dict[str, Any]]] = {}
     for name in chosen:
         for seed in args.seeds:
             run_dir = out / f"{name}-s{seed}"
-            cmd = arm_command(by_name[name], sft, seed, run_dir, args.max_steps, extra)
+            cmd = arm_command(by_name[name], sft, data_root, seed, run_dir, args.max_steps, extra)
             results.setdefault(name, []).append(run_arm(cmd, run_dir))
     start = pooled([results[chosen[0]][0]], key="before")
     starts = {round(r["before"]["overall"]["success_rate"], 6) for runs in results.values() for r in runs}
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = {name: pooled(runs) for name, runs in results.items()}
     what = {a.name: a.what for a in ARMS}
     text = markdown(start, tables, what, args.seeds)
-    payload = {"sft_model": str(sft), "seeds": args.seeds, "start": start, "arms": tables,
+    payload = {"sft_model": str(sft), "data_root": str(data_root), "seeds": args.seeds, "start": start, "arms": tables,
                "runs": {name: [{k: r[k] for k in ("wall_s", "reward_first10", "reward_last10")} for r in runs]
                         for name, runs in results.items()}}
     (out / "ablation.json").write_text(json.dumps(payload, indent=2))

@@ -26,11 +26,12 @@ abl = _load("ablation")
 
 @pytest.mark.parametrize("arm", abl.ARMS, ids=lambda a: a.name)
 def test_every_arm_is_a_valid_config_on_the_default_that_differs_from_it(arm, tmp_path):
-    cmd = abl.arm_command(arm, tmp_path / "sft_model", 7, tmp_path / "run", 20, [])
+    cmd = abl.arm_command(arm, tmp_path / "sft_model", tmp_path / "data", 7, tmp_path / "run", 20, [])
     overrides = [c for c in cmd[3:] if "=" in c]
     cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", overrides)
     assert cfg.seed == 7 and cfg.max_steps == 20 and not cfg.sft.enabled
     assert cfg.learner.base_model == str(tmp_path / "sft_model")
+    assert cfg.sampler.data_root == str(tmp_path / "data") and not cfg.data.build_if_missing
     base = load_config(ROOT / "configs" / "tiny_cpu.yaml", overrides[: len(overrides) - len(arm.overrides)])
     assert (cfg.model_dump() == base.model_dump()) == (arm.overrides == ())  # an arm changes something
 
