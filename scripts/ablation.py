@@ -44,6 +44,8 @@ ARMS: tuple[Arm, ...] = (
     Arm("adaptive", "adaptive curriculum (learnable buckets x4)", ("sampler.schedule=adaptive",)),
     Arm("refill", "zero-signal groups filtered and refilled, 2 rounds",
         ("filter_zero_std_groups=true", "max_refill_rounds=2")),
+    Arm("bucket_temp", "temperature per bucket 0.9/1.0/1.3 (easy/medium/hard)",
+        ("rollout.bucket_temperatures={easy: 0.9, medium: 1.0, hard: 1.3}",)),
 )
 ARM_NAMES = tuple(a.name for a in ARMS)
 
