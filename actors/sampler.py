@@ -14,7 +14,8 @@ from sampler.stream import BalancedBatchStream
 
 log = logging.getLogger(__name__)
 # sampler metrics that describe the last batch served (the rest: outcomes observed so far, load skips)
-BATCH_METRIC_PREFIXES = ("sampler/step", "sampler/domain/", "sampler/bucket/", "curriculum/weight/")
+BATCH_METRIC_PREFIXES = ("sampler/step", "sampler/domain/", "sampler/bucket/", "curriculum/weight/",
+                         "sampler/replay/", "sampler/domain_weight/")
 
 
 @ray.remote(num_cpus=0)  # light: a few numpy draws and file reads per step, no need to reserve a core

@@ -30,6 +30,22 @@ def _check_bucket_weights(weights: dict[str, float]) -> None:
         raise ValueError(f"bucket weights must be >= 0 with a positive sum, got {weights}")
 
 
+def check_shares(batch_size: int, data_parallel_size: int, min_per_shard: int, num_domains: int | None) -> int:
+    """Shard size for success domain weighting; ValueError when shards are uneven or the minimums do not fit.
+
+    num_domains None (every file of data_root) skips the minimum check; the stream repeats it.
+    """
+    if batch_size % data_parallel_size:
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by data_parallel_size ({data_parallel_size}) "
+                         "so that every data-parallel shard holds the same number of problems")
+    shard = batch_size // data_parallel_size
+    if num_domains is not None and min_per_shard * num_domains > shard:
+        raise ValueError(f"domain_min_per_shard ({min_per_shard}) x num_domains ({num_domains}) = "
+                         f"{min_per_shard * num_domains} exceeds the shard size batch_size / data_parallel_size "
+                         f"= {shard}")
+    return shard
+
+
 def default_phases() -> list[PhaseConfig]:
     """The seed's schedule: <30 %: 0.7/0.25/0.05, <70 %: 0.4/0.4/0.2, else 0.2/0.4/0.4."""
     return [
@@ -105,6 +121,22 @@ class SamplerConfig(BaseModel):
     adaptive_high: float = Field(0.8, ge=0, le=1, description="Upper bound of the learnable success rate (fraction).")
     adaptive_boost: float = Field(4.0, ge=1, description="Weight multiplier of a bucket inside the bounds (factor).")
     logging_steps: int = Field(10, ge=1, description="Log the curriculum weights every this many steps (steps).")
+    replay_fraction: float = Field(
+        0.0, ge=0, le=1, description="Chance that a draw of a domain whose replay buffer is non-empty replays a "
+        "problem from it (probability per draw); 0 = off. With replay on, batches depend on training outcomes.",
+    )
+    replay_buckets: list[str] = Field(
+        default_factory=lambda: ["hard"], description="Buckets whose problems may enter the replay buffer (names).",
+    )
+    replay_capacity: int = Field(32, ge=1, description="Problems kept in each domain's replay buffer, oldest out "
+                                 "first (problems).")
+    domain_weighting: Literal["balanced", "success"] = Field(
+        "balanced", description="Per-shard domain counts: exactly equal (balanced), or shared by each domain's "
+        "recent failure rate (success; batches are then not balanced).",
+    )
+    domain_min_per_shard: int = Field(
+        1, ge=1, description="With domain_weighting success: draws every domain keeps in each shard (problems).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
@@ -116,6 +148,14 @@ class SamplerConfig(BaseModel):
         if self.adaptive_low > self.adaptive_high:
             raise ValueError(f"adaptive_low ({self.adaptive_low}) must not exceed adaptive_high ({self.adaptive_high})")
         _check_bucket_weights(self.fixed_weights)
+        unknown = sorted(set(self.replay_buckets) - set(BUCKETS))
+        if unknown:
+            raise ValueError(f"replay_buckets names unknown buckets {unknown}; buckets are {list(BUCKETS)}")
+        if self.replay_fraction > 0 and not self.replay_buckets:
+            raise ValueError("replay_fraction is above 0 but replay_buckets is empty: no problem could be replayed")
+        if self.domain_weighting == "success":
+            check_shares(self.batch_size, self.data_parallel_size, self.domain_min_per_shard,
+                         len(self.domains) if self.domains else None)
         named = [("phases", self.phases), *((f"domain_phases.{d}", p) for d, p in self.domain_phases.items())]
         for name, phases in named:
             ends = [p.until for p in phases]

@@ -81,6 +81,11 @@ class CurriculumSchedule:
         recent = self._recent[(domain, bucket)]
         return sum(recent) / len(recent) if len(recent) >= self._min_outcomes else None
 
+    def domain_success_rate(self, domain: str) -> float | None:
+        """Recent success fraction over all buckets of a domain, None while it has too few outcomes."""
+        recent = [x for b in BUCKETS for x in self._recent[(domain, b)]]
+        return sum(recent) / len(recent) if len(recent) >= self._min_outcomes else None
+
     def observe(self, outcomes: Iterable[Mapping[str, Any]]) -> None:
         """Record scored completions: dicts with domain, bucket, reward and label (reward None = unjudged)."""
         for out in outcomes:

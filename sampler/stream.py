@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from sampler.buckets import BucketTable, assign_buckets, bucket_rows
-from sampler.config import BUCKETS, SamplerConfig
+from sampler.config import BUCKETS, SamplerConfig, check_shares
 from sampler.curriculum import CurriculumSchedule, Weights
+from sampler.domain_share import allot, domain_weights
 from sampler.records import RecordIndex, load_records
+from sampler.replay import ReplayBuffer, group_signals
 
 log = logging.getLogger(__name__)
 _ALL = "*"  # pool key of a domain's whole pool, shared by its fallback buckets
@@ -37,13 +39,24 @@ class BalancedBatchStream:
     without replacement and reshuffled when used up, so its state is two integers. The bucket
     of each draw and the order inside a shard come from (seed, step). The batch is the
     concatenation of `data_parallel_size` shards, each holding per_shard problems of every domain.
+
+    Two switches, both off by default, make later batches depend on observed outcomes (still
+    deterministic for a seed and the same outcomes): `replay_fraction` redraws problems whose
+    groups had reward variance (sampler/replay.py), and `domain_weighting: success` gives each
+    domain a share of every shard by its recent failure rate (sampler/domain_share.py).
     """
 
     def __init__(self, index: RecordIndex, cfg: SamplerConfig, schedule: CurriculumSchedule | None = None) -> None:
         self.index = index
         self.cfg = cfg
         self.domains = tuple(index.domains)
-        self.per_shard = check_divisible(cfg.batch_size, len(self.domains), cfg.data_parallel_size)
+        if cfg.domain_weighting == "success":
+            self.shard_size = check_shares(cfg.batch_size, cfg.data_parallel_size, cfg.domain_min_per_shard,
+                                           len(self.domains))
+            self.per_shard = self.shard_size // len(self.domains)  # the share of each domain while none is judged
+        else:
+            self.per_shard = check_divisible(cfg.batch_size, len(self.domains), cfg.data_parallel_size)
+            self.shard_size = self.per_shard * len(self.domains)
         self.tables: dict[str, BucketTable] = {
             d: assign_buckets(d, idx.scores, cfg.percentiles) for d, idx in index.domains.items()
         }
@@ -62,6 +75,11 @@ class BalancedBatchStream:
         self._last_step = -1
         self._last_refs: list[tuple[str, int]] = []
         self._last_weights: Weights = {}
+        self._last_replayed: list[int] = []  # positions in _last_refs served from the replay buffer
+        self._last_shares: dict[str, float] = {}  # domain weights of the last batch (success weighting)
+        self.replay = ReplayBuffer(self.domains, cfg.replay_capacity)
+        self._replay_codes = {BUCKETS.index(b) for b in cfg.replay_buckets}
+        self._lines: dict[str, dict[int, int]] = {}  # domain -> line number -> record index, built when needed
 
     @classmethod
     def from_config(cls, cfg: SamplerConfig) -> BalancedBatchStream:
@@ -93,28 +111,79 @@ class BalancedBatchStream:
     def batch(self, step: int) -> list[dict[str, Any]]:
         """The batch of learner step `step`: asking for the last step again returns the same batch."""
         if step == self._last_step:
-            return [self._sample(d, i) for d, i in self._last_refs]
+            return self._samples(self._last_refs, self._last_replayed)
         if step < self._last_step:
             raise ValueError(f"step {step} was already served; the stream is at step {self._last_step}")
         weights = self.schedule.weights(step)
+        counts = self._domain_counts(step)
         rng = np.random.default_rng([self.cfg.seed, step, 1])
-        refs: list[tuple[str, int]] = []
-        # bucket of every draw by inverse CDF on one block of uniforms (rng.choice with p is 30x slower)
+        shards: list[list[tuple[str, int, bool]]] = [[] for _ in range(self.cfg.data_parallel_size)]
+        # bucket of every draw by inverse CDF on one block of uniforms (rng.choice with p is 30x slower);
+        # a shard's uniforms are laid out domain after domain, counts[d] each
         cdf = np.cumsum([[weights[d][b] for b in BUCKETS] for d in self.domains], axis=1)
-        u = rng.random((self.cfg.data_parallel_size, len(self.domains), self.per_shard))
-        codes = (u[..., None] >= cdf[None, :, None, :-1]).sum(axis=-1)
-        for shard_codes in codes:
-            shard: list[tuple[str, int]] = []
-            for d, domain_codes in zip(self.domains, shard_codes, strict=True):
+        u = rng.random((self.cfg.data_parallel_size, self.shard_size))
+        replay = self._replay_slots(step)
+        pending: list[tuple[int, str, int]] = []  # (shard, domain, bucket code) of each replay slot
+        for s, shard in enumerate(shards):
+            offset = 0
+            for k, d in enumerate(self.domains):
+                span = slice(offset, offset + counts[d])
+                offset += counts[d]
+                domain_codes = (u[s, span, None] >= cdf[k, :-1]).sum(axis=-1)
+                if replay is not None and self.replay.members(d):
+                    mask = replay[s, span]
+                    pending.extend((s, d, int(c)) for c in domain_codes[mask])
+                    domain_codes = domain_codes[~mask]
                 draws = np.bincount(domain_codes, minlength=len(BUCKETS))
                 for code, count in enumerate(draws.tolist()):
                     if count:
-                        shard.extend((d, i) for i in self._take(d, BUCKETS[code], count))
-            refs.extend(shard[j] for j in rng.permutation(len(shard)))
+                        shard.extend((d, i, False) for i in self._take(d, BUCKETS[code], count))
+        if pending:
+            self._fill_replays(step, shards, pending)
+        refs: list[tuple[str, int]] = []
+        replayed: list[int] = []
+        for shard in shards:
+            for j in rng.permutation(len(shard)):
+                d, i, was_replayed = shard[j]
+                if was_replayed:
+                    replayed.append(len(refs))
+                refs.append((d, i))
         self._last_step, self._last_refs, self._last_weights = step, refs, weights
+        self._last_replayed = replayed
         if step % self.cfg.logging_steps == 0:
             log.info("Step %d/%d: curriculum weights = %s", step, self.cfg.max_steps, _display(weights))
-        return [self._sample(d, i) for d, i in refs]
+        return self._samples(refs, replayed)
+
+    def _domain_counts(self, step: int) -> dict[str, int]:
+        """Draws per domain in each shard: per_shard each (balanced), or shared by failure rate (success)."""
+        if self.cfg.domain_weighting == "balanced":
+            return dict.fromkeys(self.domains, self.per_shard)
+        shares = domain_weights(self.schedule, self.domains)
+        total = sum(shares.values())
+        self._last_shares = {d: w / total for d, w in shares.items()}
+        return allot(self.shard_size, shares, self.cfg.domain_min_per_shard, first=step % len(self.domains))
+
+    def _replay_slots(self, step: int) -> np.ndarray | None:
+        """Which draws of each shard (laid out as the uniforms) replay; None with replay off."""
+        if self.cfg.replay_fraction <= 0:
+            return None
+        rng = np.random.default_rng([self.cfg.seed, step, 3])
+        return rng.random((self.cfg.data_parallel_size, self.shard_size)) < self.cfg.replay_fraction
+
+    def _fill_replays(self, step: int, shards: list[list[tuple[str, int, bool]]],
+                      pending: list[tuple[int, str, int]]) -> None:
+        """Serve each replay slot from its domain's buffer, after the step's other draws, so that a replayed
+        problem is none the batch already holds; a slot the buffer cannot fill so is drawn from its bucket."""
+        used = {(d, i) for shard in shards for d, i, _ in shard}
+        rng = np.random.default_rng([self.cfg.seed, step, 3, 1])
+        for s, d, code in pending:
+            free = [i for i in self.replay.members(d) if (d, i) not in used]
+            if free:
+                i, was_replayed = free[int(rng.integers(len(free)))], True
+            else:
+                i, was_replayed = self._take(d, BUCKETS[code], 1)[0], False
+            used.add((d, i))
+            shards[s].append((d, i, was_replayed))
 
     def refill(self, step: int, round_: int, domains: Sequence[str]) -> list[dict[str, Any]]:
         """One new problem per entry of `domains`, to replace groups of step `step` that had no reward signal.
@@ -140,6 +209,12 @@ class BalancedBatchStream:
             cdf = np.cumsum([weights[d][b] for b in BUCKETS])
             code = min(int((u >= cdf[:-1]).sum()), len(BUCKETS) - 1)
             out.extend(self._sample(d, i) for i in self._take(d, BUCKETS[code], 1, cursor=1))
+        return out
+
+    def _samples(self, refs: Sequence[tuple[str, int]], replayed: Sequence[int]) -> list[dict[str, Any]]:
+        out = [self._sample(d, i) for d, i in refs]
+        for k in replayed:
+            out[k]["replayed"] = True  # its real bucket stays in `bucket`
         return out
 
     def _sample(self, domain: str, i: int) -> dict[str, Any]:
@@ -170,7 +245,31 @@ class BalancedBatchStream:
         return self._last_weights
 
     def observe(self, outcomes: Iterable[Mapping[str, Any]]) -> None:
+        """Scored completions (batch and refill groups alike, each group's G completions consecutive):
+        the curriculum's success statistics and, with replay on, the replay buffers."""
+        outcomes = list(outcomes)
         self.schedule.observe(outcomes)
+        if self.cfg.replay_fraction <= 0:
+            return
+        for out in outcomes:
+            if "sample_id" not in out:
+                raise ValueError(f"outcome of domain {out['domain']} lacks 'sample_id' (replay needs it)")
+        for sample_id, signal in group_signals(outcomes):
+            d, i = self._locate(sample_id)
+            if int(self._codes[d][i]) in self._replay_codes:
+                self.replay.update(d, i, signal)
+
+    def _locate(self, sample_id: str) -> tuple[str, int]:
+        """(domain, record index) of a sample_id `<domain>:<line>`."""
+        domain, _, line = sample_id.rpartition(":")
+        if domain not in self.index.domains:
+            raise ValueError(f"outcome {sample_id} names unknown domain '{domain}'")
+        if domain not in self._lines:
+            self._lines[domain] = {int(n): i for i, n in enumerate(self.index.domains[domain].line_index)}
+        i = self._lines[domain].get(int(line)) if line.isdigit() else None
+        if i is None:
+            raise ValueError(f"outcome {sample_id}: domain {domain} has no record at line {line}")
+        return domain, i
 
     def bucket_rows(self) -> list[dict[str, object]]:
         return bucket_rows(self.tables, {d: idx.scores for d, idx in self.index.domains.items()})
@@ -183,6 +282,11 @@ class BalancedBatchStream:
         out.update({f"sampler/domain/{d}": float(domains[d]) for d in self.domains})
         out.update({f"sampler/bucket/{b}": float(buckets[b]) for b in BUCKETS})
         out.update({f"sampler/skipped/{d}": float(n) for d, n in self.index.skipped.items()})
+        if self.cfg.replay_fraction > 0:
+            replayed = Counter(self._last_refs[k][0] for k in self._last_replayed)
+            out.update({f"sampler/replay/{d}": float(replayed[d]) for d in self.domains})
+            out.update({f"sampler/replay_buffer/{d}": float(len(self.replay.members(d))) for d in self.domains})
+        out.update({f"sampler/domain_weight/{d}": w for d, w in self._last_shares.items()})
         for d, w in self._last_weights.items():
             out.update({f"curriculum/weight/{d}/{b}": v for b, v in w.items()})
         out.update({k: v for k, v in self.schedule.metrics().items() if k.startswith("curriculum/success")})
@@ -201,6 +305,9 @@ class BalancedBatchStream:
             "last_step": self._last_step,
             "last_refs": [[d, i] for d, i in self._last_refs],
             "last_weights": self._last_weights,
+            "last_replayed": list(self._last_replayed),
+            "last_shares": dict(self._last_shares),
+            "replay": self.replay.state_dict(),
             "schedule": self.schedule.state_dict(),
         }
 
@@ -216,6 +323,10 @@ class BalancedBatchStream:
         self._last_step = int(state["last_step"])
         self._last_refs = [(d, int(i)) for d, i in state["last_refs"]]
         self._last_weights = {d: dict(w) for d, w in state["last_weights"].items()}
+        # absent in checkpoints written before replay and domain weighting: nothing replayed, buffers empty
+        self._last_replayed = [int(k) for k in state.get("last_replayed", ())]
+        self._last_shares = {d: float(w) for d, w in (state.get("last_shares") or {}).items()}
+        self.replay.load_state_dict(state.get("replay") or {})
         self.schedule.load_state_dict(state["schedule"])
 
     def close(self) -> None:
