@@ -68,6 +68,13 @@ def test_two_actors_generate_in_order_take_weights_and_survive_a_kill(cluster, m
         assert [c.token_ids for c in group.generate(PROMPTS, IDS, policy_version=1)] == [c.token_ids for c in after]
         assert group.versions() == [1, 1]
         assert ray.get(group.actors[0].pid.remote()) != pids[0]
+        # Per-prompt temperatures are split with the chunks (a wrong slice would raise in the engine) and a
+        # redone chunk gets its own slice again: all near zero, so every row is the greedy completion.
+        pending = group.submit(PROMPTS, IDS, policy_version=1, temperature=[1e-5 * (i + 1) for i in range(5)])
+        ray.kill(group.actors[1], no_restart=False)
+        assert [c.token_ids for c in pending.result()] == [c.token_ids for c in after]
+        with pytest.raises(ValueError, match="got 4 temperatures for 5 prompts"):
+            group.submit(PROMPTS, IDS, temperature=[1.0] * 4)
     finally:
         group.shutdown()
 

@@ -273,6 +273,30 @@ def test_greedy_asks_vllm_for_one_sample_and_repeats_it_g_times(stand_in_vllm_fo
     assert llm.calls[-1][1][0].kwargs["n"] == 3 and len({c.token_ids for c in sampled}) == 3
 
 
+def test_per_prompt_temperatures_give_one_sampling_params_each_with_the_scalars_seeds(
+    stand_in_vllm_for_missing_gpu, tmp_path
+) -> None:
+    from actors.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine("/models/base", RolloutConfig(engine="vllm", num_generations=2, temperature=0.0, seed=3),
+                        adapter_root=tmp_path)
+    llm = stand_in_vllm_for_missing_gpu.instances[0]
+    prompts, ids = ["Goal: on a b", "x", "y"], ["bw:0", "bw:1", "bw:2"]
+    engine.generate(prompts, ids, temperature=0.9)
+    scalar = [p.kwargs for p in llm.calls[-1][1]]
+    engine._calls = 0  # the same call index: the seeds must not depend on the temperatures
+    out = engine.generate(prompts, ids, temperature=[0.9, 1.3, 0.5])
+    mixed = [p.kwargs for p in llm.calls[-1][1]]
+    assert [k["temperature"] for k in mixed] == [0.9, 1.3, 0.5]  # sampled although the config's is greedy
+    assert [{**k, "temperature": None} for k in mixed] == [{**k, "temperature": None} for k in scalar]
+    assert [k["n"] for k in mixed] == [2, 2, 2] and len(out) == 6
+    engine._calls = 0
+    engine.generate(prompts, ids, temperature=[0.9] * 3)  # all equal: exactly the scalar call
+    assert [p.kwargs for p in llm.calls[-1][1]] == scalar
+    with pytest.raises(ValueError, match="got 2 temperatures for 3 prompts"):
+        engine.generate(prompts, ids, temperature=[0.9, 1.0])
+
+
 @pytest.mark.gpu
 def test_real_vllm_engine_generates_and_swaps_on_a_gpu(tmp_path) -> None:
     pytest.importorskip("vllm")

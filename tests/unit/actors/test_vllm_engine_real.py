@@ -163,6 +163,21 @@ def test_greedy_with_several_samples_per_prompt(engine) -> None:
     assert [c.token_ids for c in again] == [out[0].token_ids, out[3].token_ids]
 
 
+def test_per_prompt_temperatures_sample_each_prompt_as_its_scalar_call(engine) -> None:
+    """vLLM seeds each request on its own, so prompt i's samples of a mixed call equal those of a scalar call at
+    prompt i's temperature with the same call index; an all-equal list is the scalar call."""
+    calls = engine._calls
+    temps = [1.0, 0.3]
+    mixed = engine.generate(PROMPTS, ["bw:0", "gr:1"], temperature=temps)
+    for i, t in enumerate(temps):
+        engine._calls = calls
+        scalar = engine.generate(PROMPTS, ["bw:0", "gr:1"], temperature=t)
+        assert [c.token_ids for c in mixed[i * G : (i + 1) * G]] == [c.token_ids for c in scalar[i * G : (i + 1) * G]]
+    engine._calls = calls
+    listed = engine.generate(PROMPTS, ["bw:0", "gr:1"], temperature=[0.3, 0.3])
+    assert [c.token_ids for c in listed] == [c.token_ids for c in scalar]
+
+
 def test_engine_options_on_cpu(engine) -> None:
     from vllm.platforms import current_platform
 
