@@ -21,7 +21,7 @@ def domain_weights(schedule: CurriculumSchedule, domains: Sequence[str]) -> dict
     judged ones, so it is neither favoured nor starved; with none judged all weights are equal.
     """
     rates = {d: schedule.domain_success_rate(d) for d in domains}
-    judged = {d: WEIGHT_FLOOR + 1.0 - r for d, r in rates.items() if r is not None}
+    judged = {d: WEIGHT_FLOOR + (1.0 - r) for d, r in rates.items() if r is not None}
     neutral = sum(judged.values()) / len(judged) if judged else 1.0
     return {d: judged.get(d, neutral) for d in domains}
 
