@@ -271,8 +271,9 @@ class _RowTemperature(LogitsProcessor):
         self.temperatures = torch.tensor(list(temperatures), dtype=torch.float32)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        t = self.temperatures.to(device=scores.device, dtype=scores.dtype)
-        return scores / t[:, None]
+        if self.temperatures.device != scores.device or self.temperatures.dtype != scores.dtype:
+            self.temperatures = self.temperatures.to(device=scores.device, dtype=scores.dtype)  # once per generate
+        return scores / self.temperatures[:, None]
 
 
 class _StopOnText(StoppingCriteria):
