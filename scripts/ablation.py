@@ -46,6 +46,8 @@ ARMS: tuple[Arm, ...] = (
         ("filter_zero_std_groups=true", "max_refill_rounds=2")),
     Arm("bucket_temp", "temperature per bucket 0.9/1.0/1.3 (easy/medium/hard)",
         ("rollout.bucket_temperatures={easy: 0.9, medium: 1.0, hard: 1.3}",)),
+    Arm("replay", "replay of hard problems that had signal, 25 % of draws", ("sampler.replay_fraction=0.25",)),
+    Arm("emphasis", "success-weighted domain shares (>= 1 per domain)", ("sampler.domain_weighting=success",)),
 )
 ARM_NAMES = tuple(a.name for a in ARMS)
 
