@@ -12,14 +12,7 @@ from sampler.config import SamplerConfig
 from sampler.curriculum import CurriculumSchedule
 from sampler.domain_share import WEIGHT_FLOOR, allot, domain_weights
 from sampler.stream import BalancedBatchStream
-from sampler.synthetic import DOMAINS, write_synthetic_dataset
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_synthetic_dataset(root, dict.fromkeys(DOMAINS, 120), seed=1, prompt_chars=20)
-    return root
+from sampler.synthetic import DOMAINS
 
 
 def _stream(root, **kw) -> BalancedBatchStream:

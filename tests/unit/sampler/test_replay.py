@@ -11,17 +11,10 @@ from pydantic import ValidationError
 from sampler.config import SamplerConfig
 from sampler.replay import ReplayBuffer, group_signals
 from sampler.stream import BalancedBatchStream
-from sampler.synthetic import DOMAINS, write_synthetic_dataset
+from sampler.synthetic import DOMAINS
 
 G = 4  # completions per group
 HARD = {"easy": 0, "medium": 0, "hard": 1}
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_synthetic_dataset(root, dict.fromkeys(DOMAINS, 120), seed=1, prompt_chars=20)
-    return root
 
 
 def _stream(root, **kw) -> BalancedBatchStream:

@@ -14,13 +14,6 @@ from sampler.stream import BalancedBatchStream
 from sampler.synthetic import DOMAINS, write_synthetic_dataset
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_synthetic_dataset(root, dict.fromkeys(DOMAINS, 120), seed=1, prompt_chars=20)
-    return root
-
-
 def _stream(root, **kw) -> BalancedBatchStream:
     base = {"batch_size": 10, "max_steps": 1000, "seed": 3}
     return BalancedBatchStream.from_config(SamplerConfig(data_root=str(root), **{**base, **kw}))
