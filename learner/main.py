@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(dump_config(cfg))
         return 0
     from actors.scheduling import ActorsNotPlacedError
+    from learner.driver.bootstrap import DataRootError
     from learner.driver.none_guard import AllNoneRewardsError
     from learner.driver.pipeline import run
     from learner.grpo.train_step import NonFiniteTrainingError
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(cfg, smoke=args.smoke)
-    except (RecordError, PddlFileError) as exc:  # bad data: stopped before any model loaded
+    except (RecordError, PddlFileError, DataRootError) as exc:  # bad data: stopped before any model loaded
         print(f"error: bad data, nothing was trained: {exc}", file=sys.stderr)
         return 2
     except ActorsNotPlacedError as exc:  # the cluster lacks what the config asks for

@@ -18,6 +18,10 @@ from learner.config.run import RunConfig
 log = logging.getLogger(__name__)
 
 
+class DataRootError(FileNotFoundError):
+    """sampler.data_root holds no data and the config does not let the driver build it (exit 2, no traceback)."""
+
+
 def has_jsonl(data_root: str | Path) -> bool:
     root = Path(data_root)
     return root.is_dir() and any(root.glob("*.jsonl"))
@@ -31,7 +35,7 @@ def ensure_data(cfg: RunConfig, progress: bool = True) -> Path:
             warn_generated_with_other_settings(cfg, root)
         return root
     if not cfg.data.build_if_missing:
-        raise FileNotFoundError(
+        raise DataRootError(
             f"{root}: no <domain>.jsonl files; build data with `python -m sampler.build_data --out {root}` "
             "or set data.build_if_missing=true"
         )

@@ -43,3 +43,12 @@ def test_the_data_of_the_runs_own_settings_a_users_own_data_and_an_opt_out_are_n
         ensure_data(_cfg(own, "seed=5"), progress=False)
         ensure_data(_cfg(other, "data.build_if_missing=false"), progress=False)
     assert caplog.records == []
+
+
+def test_a_data_root_without_data_that_may_not_be_built_exits_2_naming_the_folder(tmp_path, capsys):
+    from learner.main import main
+
+    rc = main(["--config", str(CONFIG), f"sampler.data_root={tmp_path / 'none'}", "data.build_if_missing=false",
+               f"runs_root={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{tmp_path / 'none'}: no <domain>.jsonl files" in err and "Traceback" not in err
