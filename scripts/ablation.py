@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from learner.driver.step_metrics import read_metrics  # noqa: E402
 from learner.eval.core import wilson_interval  # noqa: E402
 
 
@@ -104,20 +105,10 @@ def run_arm(cmd: list[str], run_dir: Path) -> dict[str, Any]:
     result = json.loads(done.read_text())
     wall = run_dir / "wall_s.txt"
     result["wall_s"] = float(wall.read_text()) if wall.exists() else None
-    rewards = [r["reward/mean"] for r in _metrics(run_dir / "metrics.jsonl") if r.get("reward/mean") is not None]
+    rewards = [r["reward/mean"] for r in read_metrics(run_dir) if r.get("reward/mean") is not None]
     result["reward_first10"] = sum(rewards[:10]) / len(rewards[:10]) if rewards else None
     result["reward_last10"] = sum(rewards[-10:]) / len(rewards[-10:]) if rewards else None
     return result
-
-
-def _metrics(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line
-    return rows
 
 
 def pooled(results: list[dict[str, Any]], key: str = "after") -> dict[str, dict[str, Any]]:
